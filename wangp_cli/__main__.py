@@ -1,0 +1,3 @@
+from wangp_cli.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""Option types shared by several commands (declared once, reused)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+
+class DataFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class Quantization(str, Enum):
+    int8 = "int8"
+    none = "none"
+    fp8 = "fp8"
+
+
+class Dtype(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Target(str, Enum):
+    v6 = "v6"
+    july = "july"
+
+
+FormatOption = Annotated[DataFormat, typer.Option("--format", "-f", help="Output format: text for people, json "
+                                                                          "for scripts (stdout holds only JSON).")]
+QuantizationOption = Annotated[Quantization, typer.Option(help="Transformer quantization wanted (WanGP's "
+                                                               "'Transformer Model Quantization').")]
+DtypeOption = Annotated[Dtype, typer.Option(help="Transformer data type wanted (WanGP's 'Transformer Data Type').")]
+TargetOption = Annotated[Target, typer.Option(help="WanGP version to check against: v6 (6.x, June 2025) or july "
+                                                   "(6.6-7.0, July 2025).")]
+ModelIdArgument = Annotated[str, typer.Argument(help="A definition id (file name in finetunes/ without .json) or a "
+                                                     "base architecture id.", show_default=False)]

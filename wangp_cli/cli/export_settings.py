@@ -1,0 +1,55 @@
+"""``wangp export-settings``: settings files in WanGP's own format."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from wangp_cli.cli._options import (
+    Dtype, DtypeOption, ModelIdArgument, Quantization, QuantizationOption, Target, TargetOption,
+)
+from wangp_cli.cli._output import emit, handle_errors, log, open_catalog
+
+
+@handle_errors
+def export_settings_command(
+    ctx: typer.Context,
+    model_id: ModelIdArgument,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the export to this file.",
+                                                  show_default=False)] = None,
+    write: Annotated[bool, typer.Option("--write", help="Store settings/<id>_settings.json (WanGP's per-model "
+                                                        "defaults) instead of printing an export.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    quantization: QuantizationOption = Quantization.int8,
+    dtype: DtypeOption = Dtype.bf16,
+    target: TargetOption = Target.july,
+) -> None:
+    """Print a model's settings as WanGP's "Export Settings" writes them (loadable by WanGP and `wgp.py --process`).
+
+    Examples: wangp export-settings t2v_fusionix -o fusionix.json; wangp export-settings t2v --write
+    """
+    from wangp_cli.core.jsonio import dump_json, write_json
+    from wangp_cli.core.models import choose_transformer
+    from wangp_cli.core.settings import export_settings
+    from wangp_cli.core.variants import Preference
+
+    catalog = open_catalog(ctx, target.value)
+    definition = catalog.get(model_id)
+    if write:
+        path = catalog.home.settings_file(definition.id)
+        data = export_settings(definition, catalog, "", form="settings")
+        write_json(path, data, overwrite=force)
+        log(ctx, f"wrote {path}")
+        return
+    transformer = choose_transformer(catalog, definition, Preference(quantization.value, dtype.value))
+    data = export_settings(definition, catalog, transformer["path"])
+    if output:
+        write_json(output, data, overwrite=force)
+        log(ctx, f"wrote {output}")
+    else:
+        emit(dump_json(data).rstrip("\n"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export-settings")(export_settings_command)

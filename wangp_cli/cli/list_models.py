@@ -1,0 +1,56 @@
+"""``wangp list``: the definitions of the home folder, or the base architectures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wangp_cli.cli._options import DataFormat, FormatOption, Target, TargetOption
+from wangp_cli.cli._output import emit, emit_json, handle_errors, open_catalog, warn
+from wangp_cli.cli._tables import print_table
+
+
+@handle_errors
+def list_command(
+    ctx: typer.Context,
+    architectures: Annotated[bool, typer.Option("--architectures", help="List the base architecture ids.")] = False,
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include definitions with \"visible\": false.")] = False,
+    target: TargetOption = Target.july,
+    format: FormatOption = DataFormat.text,
+) -> None:
+    """List the definitions (id, name, architecture, family, class, variants present in ckpts/).
+
+    Examples: wangp list; wangp list --all --format json; wangp list --architectures
+    """
+    from wangp_cli.core.models import list_architectures, list_models
+
+    if architectures:
+        rows = list_architectures(target.value)
+        if format is DataFormat.json:
+            emit_json({"schema": "wangp.architectures/1", "architectures": rows})
+        else:
+            print_table(["id", "name", "family", "class", "fps", "modules"],
+                        [[r["id"], r["name"], r["family"], r["class"], str(r["fps"]), ",".join(r["modules"])]
+                         for r in rows])
+        return
+    catalog = open_catalog(ctx, target.value)
+    for source in catalog.broken:
+        warn(f"{source.display}: not a usable definition (run: wangp validate {source.display})")
+    rows = list_models(catalog, include_hidden=all_)
+    if format is DataFormat.json:
+        emit_json({"schema": "wangp.list/1", "home": str(catalog.home.root), "definitions": rows})
+        return
+    if not rows:
+        emit(f"No definitions in {catalog.home.finetunes}.")
+        return
+    table = []
+    for row in rows:
+        present = [v["label"] for v in row["variants"] if v["present"]]
+        table.append([row["id"] + ("" if row["visible"] else " (hidden)"), row["name"], row["architecture"],
+                      row["family"], row["class"] or "?", ", ".join(present) or "-"])
+    print_table(["id", "name", "architecture", "family", "class", "present"], table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_command)

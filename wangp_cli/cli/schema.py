@@ -1,0 +1,33 @@
+"""``wangp schema``: the JSON Schema of a definition, for editors (``"$schema"``) and other tools."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from wangp_cli.cli._output import emit_json, handle_errors, log
+
+
+@handle_errors
+def schema_command(
+    ctx: typer.Context,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+    = None,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a finetune definition.
+
+    Examples: wangp schema > definition.schema.json
+    """
+    from wangp_cli.core.jsonio import write_json
+    from wangp_cli.core.schema import definition_schema
+
+    if output:
+        write_json(output, definition_schema(), indent=2)
+        log(ctx, f"wrote {output}")
+    else:
+        emit_json(definition_schema())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("schema")(schema_command)

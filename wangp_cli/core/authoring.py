@@ -1,0 +1,67 @@
+"""Making a new definition (``wangp new``): WanGP's docs steps 1-3, checked before anything is written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from wangp_cli.core import jsonio
+from wangp_cli.core.definitions import Catalog, Source
+from wangp_cli.core.errors import UsageError, WangpError
+from wangp_cli.core.home import Home
+from wangp_cli.core.registry import architecture_ids, get_architecture
+from wangp_cli.core.settings import merged_settings, ordered, read_settings_file
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_META = ("type", "settings_version", "model_filename", "model_type", "base_model_type")
+
+
+def new_definition(home: Home, model_id: str, *, architecture: str, name: str, urls: list[str],
+                   description: str = "", modules: list[str] = (), preload_urls: list[str] = (),
+                   auto_quantize: bool = False, target: str = "july") -> tuple[Path, dict]:
+    """Write ``finetunes/<id>.json`` from the architecture's settings plus a model subtree; never overwrites."""
+    if not _ID.match(model_id) or model_id.endswith(".json"):
+        raise UsageError(f"invalid id '{model_id}'", hint="use letters, digits, '.', '_' and '-' (the file name "
+                                                          "without .json), e.g. t2v_myfinetune")
+    arch = get_architecture(architecture, target)
+    if arch is None:
+        raise UsageError(f"unknown architecture '{architecture}'",
+                         hint="choose one of: " + ", ".join(architecture_ids(target)))
+    if not urls:
+        raise UsageError("at least one --url is needed", hint="the checkpoint file(s): URL or local path")
+    path = home.finetunes / f"{model_id}.json"
+    if path.exists():
+        raise WangpError(f"'{path}' already exists", code="exists", hint="choose another id or edit the file")
+    model = {"name": name, "architecture": architecture, "description": description or name, "URLs": list(urls)}
+    if modules:
+        model["modules"] = list(modules)
+    if preload_urls:
+        model["preload_URLs"] = list(preload_urls)
+    if auto_quantize:
+        model["auto_quantize"] = True
+    data = {"model": model, **_architecture_settings(home, architecture, target)}
+    _refuse_errors(home, path, data, target)
+    jsonio.write_json(path, data, overwrite=False)
+    return path, data
+
+
+def _architecture_settings(home: Home, architecture: str, target: str) -> dict:
+    """``settings/<arch>_settings.json`` when present (WanGP's step 1), else WanGP's defaults."""
+    settings_file = home.settings_file(architecture)
+    if settings_file.is_file():
+        settings = read_settings_file(settings_file)
+    else:
+        catalog = Catalog(home, target)
+        settings, _ = merged_settings(catalog.get(architecture), catalog)
+    return ordered({k: v for k, v in settings.items() if k not in _META})
+
+
+def _refuse_errors(home: Home, path: Path, data: dict, target: str) -> None:
+    from wangp_cli.core.validation import check_source
+
+    text = jsonio.dump_json(data)
+    source = Source(path=path, display=str(path), text=text, data=data)
+    errors = [d for d in check_source(source, home, target) if d.severity == "error"]
+    if errors:
+        raise WangpError(f"the definition would not be valid: {errors[0].code} {errors[0].message}",
+                         code=errors[0].code, hint=errors[0].hint, exit_code=2 if errors[0].code == "E7" else 1)

@@ -1,0 +1,122 @@
+"""A definition resolved for use: the chosen transformer file, modules, preloads, merged settings."""
+
+from __future__ import annotations
+
+from wangp_cli.core.definitions import Catalog, Definition, ReferenceError_
+from wangp_cli.core.errors import WangpError
+from wangp_cli.core.registry import MODULES, family_of, get_architecture
+from wangp_cli.core.settings import merged_settings
+from wangp_cli.core.variants import (
+    Preference, Variant, select_variant, transformer_dtype, variants, will_auto_quantize,
+)
+
+
+def _entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
+    try:
+        values, _ = catalog.resolve(definition.id, prop)
+    except ReferenceError_ as exc:
+        raise WangpError(f"'{definition.id}': {exc.message}", code="E6",
+                         hint=f"run: wangp validate to see where") from None
+    return [v for v in values if isinstance(v, str)]
+
+
+def _file(catalog: Catalog, variant: Variant) -> dict:
+    present = catalog.home.contains(variant.path) and catalog.home.resolve(variant.path).is_file()
+    return {"url": variant.source if variant.is_remote else None, "path": variant.path, "present": present}
+
+
+def transformer_entries(catalog: Catalog, definition: Definition) -> list[str]:
+    urls = _entries(catalog, definition, "URLs")
+    if not urls:
+        raise WangpError(f"'{definition.id}' lists no checkpoint files", code="E5",
+                         hint=f"run: wangp validate {definition.source.display if definition.source else ''}".rstrip())
+    return urls
+
+
+def choose_transformer(catalog: Catalog, definition: Definition, preference: Preference) -> dict:
+    """The file WanGP would load for ``preference``, with its dtype and whether it is on disk."""
+    variant = select_variant(transformer_entries(catalog, definition), preference)
+    modules = module_ids(catalog, definition)
+    auto = will_auto_quantize(variant, preference, auto_quantize=definition.model.get("auto_quantize") is True,
+                              has_modules=bool(modules))
+    return {**_file(catalog, variant), "quantized": variant.quantized, "auto_quantize": auto,
+            "dtype": transformer_dtype(variant, preference, auto_quantized=auto), "label": variant.label}
+
+
+def module_ids(catalog: Catalog, definition: Definition) -> list[str]:
+    return _entries(catalog, definition, "modules")
+
+
+def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> dict:
+    """Everything ``wangp show`` prints: the JSON record of a resolved definition."""
+    definition = catalog.get(model_id)
+    arch_id = definition.architecture or ""
+    arch = get_architecture(arch_id, catalog.target)
+    modules = []
+    for module_id in module_ids(catalog, definition):
+        module = MODULES.get(module_id)
+        if module is None:
+            raise WangpError(f"'{model_id}' uses unknown module '{module_id}'", code="E8")
+        chosen = select_variant(module.urls, preference)
+        modules.append({"id": module_id, **_file(catalog, chosen), "quantized": chosen.quantized,
+                        "dtype": transformer_dtype(chosen, preference)})
+    settings, origin = merged_settings(definition, catalog)
+    return {
+        "id": definition.id,
+        "name": definition.name,
+        "architecture": arch_id,
+        "family": arch.family if arch else family_of(arch_id),
+        "class": arch.io_class if arch else None,
+        "description": definition.model.get("description", ""),
+        "origin": definition.origin,
+        "source": definition.source.display if definition.source else None,
+        "visible": definition.visible,
+        "preference": {"quantization": preference.quantization, "dtype": preference.dtype},
+        "transformer": choose_transformer(catalog, definition, preference),
+        "variants": [{"label": v.label, **_file(catalog, v)} for v in
+                     variants(transformer_entries(catalog, definition))],
+        "modules": modules,
+        "preload": [_file(catalog, v) for v in variants(_entries(catalog, definition, "preload_URLs"))],
+        "loras": [_file(catalog, v) for v in variants(_entries(catalog, definition, "loras"))],
+        "fps": arch.fps if arch else None,
+        "settings": settings,
+        "settings_origin": origin,
+    }
+
+
+def list_models(catalog: Catalog, *, include_hidden: bool = False) -> list[dict]:
+    """One row per definition: id, name, architecture, family, class, and which variants are in ckpts/."""
+    rows = []
+    for model_id in sorted(catalog.ids(include_hidden=include_hidden)):
+        definition = catalog.definitions[model_id]
+        arch_id = definition.architecture or ""
+        arch = get_architecture(arch_id, catalog.target)
+        try:
+            files = [{"label": v.label, **_file(catalog, v)} for v in
+                     variants(_entries(catalog, definition, "URLs"))]
+        except WangpError:
+            files = []
+        rows.append({
+            "id": model_id,
+            "name": definition.name,
+            "architecture": arch_id,
+            "family": arch.family if arch else family_of(arch_id),
+            "class": arch.io_class if arch else None,
+            "visible": definition.visible,
+            "origin": definition.origin,
+            "source": definition.source.display if definition.source else None,
+            "variants": files,
+        })
+    return rows
+
+
+def list_architectures(target: str) -> list[dict]:
+    from wangp_cli.core.registry import architecture_ids
+
+    rows = []
+    for arch_id in architecture_ids(target):
+        arch = get_architecture(arch_id, target)
+        rows.append({"id": arch.id, "name": arch.name, "family": arch.family, "class": arch.io_class,
+                     "fps": arch.fps, "modules": list(arch.modules), "weights_from": arch.weights_from,
+                     "diffusers_repo": arch.diffusers_repo, "since": arch.since})
+    return rows

@@ -1,0 +1,234 @@
+"""The base architectures of WanGP 6.x / July 2025: a table of data, read by every command.
+
+Facts from WanGP's ``wgp.py`` (95727e61 … 64c59c15); see docs/definition-format.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wangp_cli.core.defaults import default_settings
+
+HF = "https://huggingface.co"
+HUB_REPOS = {"wan": "DeepBeepMeep/Wan2.1", "hunyuan": "DeepBeepMeep/HunyuanVideo", "ltxv": "DeepBeepMeep/LTX_Video"}
+
+#: Architectures whose finetunes WanGP's docs list as tested.
+DOCUMENTED_FINETUNE_ARCHITECTURES = ("t2v", "i2v", "i2v_720p", "vace_14B", "hunyuan", "hunyuan_i2v")
+
+TARGETS = ("v6", "july")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A part of the pipeline that does not come from the definition (text encoder, VAE, ...)."""
+
+    name: str  # diffusers subfolder: text_encoder, tokenizer, vae, scheduler, image_encoder, ...
+    repo: str  # diffusers-format Hub repo holding it
+
+
+@dataclass(frozen=True)
+class Module:
+    """An extension merged on top of the main weights (``modules`` in a definition)."""
+
+    id: str
+    files: tuple[str, ...]
+    family: str = "wan"
+    since: str = "v6"
+
+    @property
+    def urls(self) -> list[str]:
+        return [hub_url(self.family, f) for f in self.files]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One WanGP base model id."""
+
+    id: str
+    name: str
+    family: str  # wan | hunyuan | ltxv
+    io_class: str  # t2v | i2v
+    files: tuple[str, ...]  # default checkpoint files, WanGP's order (without the .safetensors suffix)
+    diffusers_repo: str | None = None  # where the other components come from
+    components: tuple[str, ...] = ()
+    weights_from: str | None = None  # base id whose checkpoint files this one uses (vace_14B -> t2v)
+    modules: tuple[str, ...] = ()
+    loras: tuple[str, ...] = ()
+    fps: int = 16
+    frames: tuple[int, int, int] = (5, 193, 4)  # UI slider min, max, step
+    transformer: dict = field(default_factory=dict)  # shape of the transformer (for loaders)
+    since: str = "v6"  # first target where the id exists
+    until: str | None = None  # last target where it is a base id
+    note: str = ""
+
+    @property
+    def hub_repo(self) -> str:
+        return HUB_REPOS[self.family]
+
+    @property
+    def urls(self) -> list[str]:
+        """The default checkpoint URLs (a string reference to this id resolves to these)."""
+        if self.weights_from:
+            return ARCHITECTURES[self.weights_from].urls
+        return [hub_url(self.family, f) for f in self.files]
+
+    @property
+    def default_settings(self) -> dict:
+        return default_settings(self)
+
+    def exists_in(self, target: str) -> bool:
+        order = TARGETS.index
+        return order(self.since) <= order(target) and (self.until is None or order(target) <= order(self.until))
+
+    def component_list(self) -> list[Component]:
+        return [Component(name, self.diffusers_repo) for name in self.components] if self.diffusers_repo else []
+
+
+def hub_url(family: str, file: str) -> str:
+    name = file if "." in file.rsplit("/", 1)[-1] else file + ".safetensors"
+    return f"{HF}/{HUB_REPOS[family]}/resolve/main/{name}"
+
+
+def _quanto(stem: str, dtype: str = "mbf16") -> tuple[str, str, str]:
+    """The usual trio: 16-bit, quanto int8 of bf16 and of fp16 (``_mbf16`` → ``_quanto_mbf16_int8``)."""
+    other = {"mbf16": "mfp16", "bf16": "fp16"}[dtype]
+    return f"{stem}_{dtype}", f"{stem}_quanto_{dtype}_int8", f"{stem}_quanto_{other}_int8"
+
+
+_WAN_T2V = ("text_encoder", "tokenizer", "vae", "scheduler")
+_WAN_I2V = _WAN_T2V + ("image_encoder", "image_processor")
+_HUNYUAN = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae", "scheduler")
+_LTXV = ("text_encoder", "tokenizer", "vae", "scheduler")
+
+_WAN_COMMON = {"kind": "wan", "head_dim": 128, "patch_size": [1, 2, 2], "text_dim": 4096, "freq_dim": 256}
+_WAN_1_3B = {**_WAN_COMMON, "dim": 1536, "num_heads": 12, "ffn_dim": 8960, "num_layers": 30,
+             "in_channels": 16, "out_channels": 16}
+_WAN_14B = {**_WAN_COMMON, "dim": 5120, "num_heads": 40, "ffn_dim": 13824, "num_layers": 40,
+            "in_channels": 16, "out_channels": 16}
+_WAN_14B_I2V = {**_WAN_14B, "in_channels": 36, "image_dim": 1280, "added_kv_proj_dim": 5120}
+_WAN_1_3B_I2V = {**_WAN_1_3B, "in_channels": 36, "image_dim": 1280, "added_kv_proj_dim": 1536}
+_HUNYUAN_CFG = {"kind": "hunyuan", "num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20,
+                "num_single_layers": 40, "num_refiner_layers": 2, "mlp_ratio": 4.0, "patch_size": 2,
+                "patch_size_t": 1, "text_embed_dim": 4096, "pooled_projection_dim": 768, "rope_theta": 256.0,
+                "rope_axes_dim": [16, 56, 56], "in_channels": 16, "out_channels": 16, "guidance_embeds": True}
+
+
+def _arch(id, name, family, io_class, files, **kw) -> Architecture:
+    return Architecture(id=id, name=name, family=family, io_class=io_class, files=tuple(files), **kw)
+
+
+_T2V_14B_REPO = "Wan-AI/Wan2.1-T2V-14B-Diffusers"
+_I2V_480_REPO = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+_I2V_720_REPO = "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers"
+
+_ALL = [
+    _arch("t2v_1.3B", "Wan2.1 text2video 1.3B", "wan", "t2v", ["wan2.1_text2video_1.3B_bf16"],
+          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V, transformer=_WAN_1_3B),
+    _arch("t2v", "Wan2.1 text2video 14B", "wan", "t2v", _quanto("wan2.1_text2video_14B"),
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+    _arch("i2v", "Wan2.1 image2video 480p 14B", "wan", "i2v", _quanto("wan2.1_image2video_480p_14B"),
+          diffusers_repo=_I2V_480_REPO, components=_WAN_I2V, transformer=_WAN_14B_I2V),
+    _arch("i2v_720p", "Wan2.1 image2video 720p 14B", "wan", "i2v", _quanto("wan2.1_image2video_720p_14B"),
+          diffusers_repo=_I2V_720_REPO, components=_WAN_I2V, transformer=_WAN_14B_I2V),
+    _arch("flf2v_720p", "Wan2.1 FLF2V 720p 14B", "wan", "i2v",
+          ["wan2.1_FLF2V_720p_14B_bf16", "wan2.1_FLF2V_720p_14B_quanto_int8", "wan2.1_FLF2V_720p_14B_quanto_fp16_int8"],
+          diffusers_repo="Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", components=_WAN_I2V, transformer=_WAN_14B_I2V),
+    _arch("vace_1.3B", "Vace ControlNet 1.3B", "wan", "t2v", ["wan2.1_Vace_1.3B_mbf16"],
+          diffusers_repo="Wan-AI/Wan2.1-VACE-1.3B-diffusers", components=_WAN_T2V, frames=(17, 737, 4),
+          transformer={**_WAN_1_3B, "vace_layers": list(range(0, 30, 2)), "vace_in_channels": 96}),
+    _arch("vace_14B", "Vace ControlNet 14B", "wan", "t2v", [], weights_from="t2v", modules=("vace_14B",),
+          diffusers_repo="Wan-AI/Wan2.1-VACE-14B-diffusers", components=_WAN_T2V, frames=(17, 737, 4),
+          transformer={**_WAN_14B, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96}),
+    _arch("moviigen", "MoviiGen 1080p 14B", "wan", "t2v", _quanto("wan2.1_moviigen1.1_14B"),
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+    _arch("phantom_1.3B", "Phantom 1.3B", "wan", "t2v", ["wan2_1_phantom_1.3B_mbf16"],
+          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V, transformer=_WAN_1_3B),
+    _arch("phantom_14B", "Phantom 14B", "wan", "t2v", _quanto("wan2.1_phantom_14B"),
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+    _arch("fantasy", "Fantasy Talking 720p", "wan", "i2v", [], weights_from="i2v_720p", modules=("fantasy",),
+          diffusers_repo=_I2V_720_REPO, components=_WAN_I2V, fps=23, transformer=_WAN_14B_I2V),
+    _arch("fun_inp_1.3B", "Fun InP image2video 1.3B", "wan", "i2v", ["wan2.1_Fun_InP_1.3B_bf16"],
+          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_I2V, transformer=_WAN_1_3B_I2V),
+    _arch("fun_inp", "Fun InP image2video 14B", "wan", "i2v",
+          ["wan2.1_Fun_InP_14B_bf16", "wan2.1_Fun_InP_14B_quanto_int8", "wan2.1_Fun_InP_14B_quanto_fp16_int8"],
+          diffusers_repo=_I2V_720_REPO, components=_WAN_I2V, transformer=_WAN_14B_I2V),
+    _arch("recam_1.3B", "ReCamMaster 1.3B", "wan", "t2v", ["wan2.1_recammaster_1.3B_bf16"],
+          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V, transformer=_WAN_1_3B),
+    _arch("sky_df_1.3B", "SkyReels2 Diffusion Forcing 1.3B", "wan", "t2v",
+          ["sky_reels2_diffusion_forcing_1.3B_mbf16"], frames=(17, 737, 20), fps=24,
+          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V, transformer=_WAN_1_3B),
+    _arch("sky_df_14B", "SkyReels2 Diffusion Forcing 540p 14B", "wan", "t2v",
+          ["sky_reels2_diffusion_forcing_14B_bf16", "sky_reels2_diffusion_forcing_14B_quanto_int8",
+           "sky_reels2_diffusion_forcing_14B_quanto_fp16_int8"], frames=(17, 737, 20), fps=24,
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+    _arch("sky_df_720p_14B", "SkyReels2 Diffusion Forcing 720p 14B", "wan", "t2v",
+          _quanto("sky_reels2_diffusion_forcing_720p_14B"), frames=(17, 737, 20), fps=24,
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+    _arch("ltxv_13B", "LTX Video 0.9.7 13B", "ltxv", "t2v",
+          ["ltxv_0.9.7_13B_dev_bf16", "ltxv_0.9.7_13B_dev_quanto_bf16_int8"], fps=30, frames=(17, 737, 8),
+          diffusers_repo="Lightricks/LTX-Video-0.9.7-dev", components=_LTXV, transformer={"kind": "ltxv"}),
+    _arch("ltxv_13B_distilled", "LTX Video 0.9.7 Distilled 13B", "ltxv", "t2v", [], weights_from="ltxv_13B",
+          loras=("ltxv_0.9.7_13B_distilled_lora128_bf16",), fps=30, frames=(17, 737, 8),
+          diffusers_repo="Lightricks/LTX-Video-0.9.7-distilled", components=_LTXV, transformer={"kind": "ltxv"}),
+    _arch("hunyuan", "Hunyuan Video text2video 720p 13B", "hunyuan", "t2v",
+          ["hunyuan_video_720_bf16", "hunyuan_video_720_quanto_int8"], fps=24, frames=(5, 337, 4),
+          diffusers_repo="hunyuanvideo-community/HunyuanVideo", components=_HUNYUAN, transformer=_HUNYUAN_CFG),
+    _arch("hunyuan_i2v", "Hunyuan Video image2video 720p 13B", "hunyuan", "i2v",
+          ["hunyuan_video_i2v_720_bf16v2", "hunyuan_video_i2v_720_quanto_int8v2"], fps=24, frames=(5, 337, 4),
+          diffusers_repo="hunyuanvideo-community/HunyuanVideo-I2V", components=_HUNYUAN + ("image_processor",),
+          transformer={**_HUNYUAN_CFG, "image_condition_type": "token_replace"}),
+    _arch("hunyuan_custom", "Hunyuan Video Custom 720p 13B", "hunyuan", "t2v",
+          ["hunyuan_video_custom_720_bf16", "hunyuan_video_custom_720_quanto_bf16_int8"], fps=24,
+          frames=(5, 337, 4), diffusers_repo="hunyuanvideo-community/HunyuanVideo", components=_HUNYUAN,
+          transformer=_HUNYUAN_CFG),
+    _arch("hunyuan_custom_audio", "Hunyuan Video Custom Audio 720p 13B", "hunyuan", "t2v",
+          ["hunyuan_video_custom_audio_720_bf16", "hunyuan_video_custom_audio_720_quanto_bf16_int8"], fps=25,
+          frames=(5, 401, 4), diffusers_repo="hunyuanvideo-community/HunyuanVideo", components=_HUNYUAN,
+          transformer=_HUNYUAN_CFG),
+    _arch("hunyuan_custom_edit", "Hunyuan Video Custom Edit 720p 13B", "hunyuan", "t2v",
+          ["hunyuan_video_custom_edit_720_bf16", "hunyuan_video_custom_edit_720_quanto_bf16_int8"], fps=24,
+          frames=(5, 337, 4), diffusers_repo="hunyuanvideo-community/HunyuanVideo", components=_HUNYUAN,
+          transformer=_HUNYUAN_CFG),
+    _arch("hunyuan_avatar", "Hunyuan Video Avatar 720p 13B", "hunyuan", "t2v",
+          ["hunyuan_video_avatar_720_bf16", "hunyuan_video_avatar_720_quanto_bf16_int8"], fps=25,
+          frames=(5, 401, 4), diffusers_repo="hunyuanvideo-community/HunyuanVideo", components=_HUNYUAN,
+          transformer=_HUNYUAN_CFG),
+    # July 2025 (4908c3c2 / 64c59c15)
+    _arch("multitalk", "Multitalk 480p 14B", "wan", "i2v", [], weights_from="i2v", modules=("multitalk",),
+          diffusers_repo=_I2V_480_REPO, components=_WAN_I2V, fps=25, transformer=_WAN_14B_I2V, since="july"),
+    _arch("vace_multitalk_14B", "Vace Multitalk 14B", "wan", "t2v", [], weights_from="t2v",
+          modules=("vace_14B", "multitalk"), diffusers_repo="Wan-AI/Wan2.1-VACE-14B-diffusers",
+          components=_WAN_T2V, fps=25, frames=(17, 737, 4), since="july",
+          transformer={**_WAN_14B, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96}),
+]
+
+ARCHITECTURES: dict[str, Architecture] = {a.id: a for a in _ALL}
+
+MODULES: dict[str, Module] = {
+    "vace_14B": Module("vace_14B", _quanto("wan2.1_Vace_14B_module")),
+    "fantasy": Module("fantasy", ("wan2.1_fantasy_speaking_14B_bf16",), since="july"),
+    "multitalk": Module("multitalk", _quanto("wan2.1_multitalk_14B"), since="july"),
+}
+
+
+def get_architecture(arch_id: str, target: str = "july") -> Architecture | None:
+    arch = ARCHITECTURES.get(arch_id)
+    return arch if arch is not None and arch.exists_in(target) else None
+
+
+def architecture_ids(target: str = "july") -> list[str]:
+    return [a.id for a in _ALL if a.exists_in(target)]
+
+
+def module_ids(target: str = "july") -> list[str]:
+    order = TARGETS.index
+    return [m.id for m in MODULES.values() if order(m.since) <= order(target)]
+
+
+def family_of(arch_id: str) -> str:
+    """WanGP's rule: ``hunyuan`` in the id → hunyuan, ``ltxv`` → ltxv, else wan."""
+    if "hunyuan" in arch_id:
+        return "hunyuan"
+    if "ltxv" in arch_id:
+        return "ltxv"
+    return "wan"

@@ -1,0 +1,394 @@
+"""Every rule of a definition, as diagnostics (codes are stable: see docs/diagnostics.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wangp_cli.core import keys as K
+from wangp_cli.core.definitions import REFERENCE_PROPS, Catalog, ReferenceError_, Source, read_source
+from wangp_cli.core.errors import Diagnostic, UsageError
+from wangp_cli.core.home import Home
+from wangp_cli.core.registry import (
+    ARCHITECTURES, DOCUMENTED_FINETUNE_ARCHITECTURES, MODULES, TARGETS, architecture_ids, get_architecture,
+)
+from wangp_cli.core.schema import check
+from wangp_cli.core.variants import dtype_token, is_remote, local_path, unsafe_basename_reason, url_basename
+
+#: One line per code, for docs and ``--help``.
+CODES = {
+    "E1": "file is not valid JSON, not UTF-8, or not a JSON object",
+    "E2": "no 'model' object",
+    "E3": "'name', 'architecture' or 'description' missing or not a string",
+    "E4": "unknown architecture, or an architecture that names a finetune",
+    "E5": "'URLs' missing, empty, or not a list of non-empty strings",
+    "E6": "string reference that does not resolve, loops, nests deeper than 10, or needs a later target",
+    "E7": "entry that is neither an http(s) URL nor a usable local path",
+    "E8": "unknown module id",
+    "E9": "v6 target: settings without 'seed'",
+    "E10": "settings key with the wrong JSON type",
+    "E11": "model 'loras_multipliers' not a list of numbers, or longer than 'loras'",
+    "E12": "local path that escapes the home folder",
+    "E13": "model key with the wrong JSON type",
+    "W1": "checkpoint name without a lower-case bf16/fp16 token, or with upper-case tokens",
+    "W2": "two entries share a file name in ckpts/, or a file name carries a query string",
+    "W3": "several files for one variant: only the first is ever used",
+    "W4": "Hugging Face URL not of the form https://huggingface.co/<owner>/<repo>/resolve/main/<path>",
+    "W5": "local path in a definition meant for sharing",
+    "W6": "'auto_quantize' together with 'modules' (WanGP ignores it)",
+    "W7": "unknown or later-version key (kept as is)",
+    "W8": "settings value outside WanGP's UI range",
+    "W9": "id overrides a base architecture or a defaults/ definition",
+    "W10": "architecture not tested for finetunes, or LTX Video (no finetune support)",
+    "W11": "legacy key 'base'",
+    "W12": "duplicate key: the last value wins",
+}
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_HF_HOSTS = ("https://huggingface.co/", "https://hf.co/", "http://huggingface.co/")
+_HF_MAIN = re.compile(r"^https://huggingface\.co/[^/]+/[^/]+/resolve/main/.+")
+
+
+@dataclass
+class Report:
+    """Diagnostics of a validation run and how many files it read."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return len(self.diagnostics) - self.errors
+
+    def failed(self, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+
+class _Checker:
+    """Collects the diagnostics of one source."""
+
+    def __init__(self, source: Source, catalog: Catalog, target: str):
+        self.source = source
+        self.catalog = catalog
+        self.target = target
+        self.found: list[Diagnostic] = []
+
+    def add(self, code: str, message: str, path: tuple = (), *, key: bool = False, hint: str = "") -> None:
+        line, column, end_line, end_column = self.source.span(path, key=key)
+        self.found.append(Diagnostic(self.source.display, line, column, code, message, hint, end_line, end_column))
+
+    def run(self) -> list[Diagnostic]:
+        source = self.source
+        if source.error is not None:
+            self.add("E1", source.error.message, hint="fix the JSON syntax at this position")
+            return self.found
+        data = source.data
+        if not isinstance(data, dict):
+            self.add("E1", "a definition must be a JSON object", hint="wrap the content in { ... }")
+            return self.found
+        if source.duplicate_keys:
+            for json_path, _ in source.positions.duplicate_keys:
+                self.add("W12", f"duplicate key '{json_path[-1]}': the last value wins", json_path, key=True)
+        model = data.get("model")
+        if model is None:
+            self.add("E2", "no 'model' object", hint="add a \"model\" subtree with name, architecture, description, "
+                                                     "URLs (see 'wangp new --help')")
+        elif not isinstance(model, dict):
+            self.add("E2", "'model' must be an object", ("model",))
+        else:
+            self.check_model(model)
+        self.check_settings(data, model if isinstance(model, dict) else {})
+        self.check_override()
+        return self.found
+
+    # -- model subtree ---------------------------------------------------------------------------------------
+    def check_model(self, model: dict) -> None:
+        for name in ("name", "architecture", "description"):
+            value = model.get(name)
+            if name not in model:
+                if name == "architecture" and "base" in model:
+                    self.add("E3", "'base' is the legacy name of 'architecture'", ("model", "base"), key=True,
+                             hint="rename the key 'base' to 'architecture'")
+                else:
+                    self.add("E3", f"model has no '{name}'", ("model",), key=True,
+                             hint=f"add \"{name}\": \"...\" to the model subtree")
+            elif not isinstance(value, str):
+                self.add("E3", f"'{name}' must be a string", ("model", name))
+        if "base" in model:
+            self.add("W11", "legacy key 'base' is ignored by WanGP", ("model", "base"), key=True,
+                     hint="remove it (use 'architecture')")
+        arch = model.get("architecture")
+        if isinstance(arch, str):
+            self.check_architecture(arch)
+        for name, value in model.items():
+            spec = K.MODEL_KEYS.get(name)
+            if spec is None:
+                self.unknown_key(("model", name), later=name in K.LATER_MODEL_KEYS)
+                continue
+            if name in ("name", "architecture", "description", "base"):
+                continue
+            if spec.since != "v6" and self.target == "v6":
+                self.add("W7", f"'{name}' is a July 2025 key: WanGP 6.x ignores it", ("model", name), key=True)
+                continue
+            if isinstance(value, str) and name in REFERENCE_PROPS:
+                self.check_reference(name, value)
+                continue
+            mismatch = check(value, spec.schema)
+            if mismatch:
+                where, message = mismatch
+                code = {"URLs": "E5", "loras_multipliers": "E11"}.get(name, "E13")
+                self.add(code, f"'{name}'{_at(where)} {message}", ("model", name, *where))
+                continue
+            if name == "URLs":
+                self.check_entries(name, value, weights=True)
+            elif name in ("preload_URLs", "loras"):
+                self.check_entries(name, value, weights=False)
+            elif name == "modules":
+                self.check_modules(value)
+        if "URLs" not in model:
+            self.add("E5", "model has no 'URLs'", ("model",), key=True,
+                     hint="list the checkpoint URLs, e.g. \"URLs\": [\"https://huggingface.co/.../x_bf16.safetensors\"]")
+        loras, multipliers = model.get("loras"), model.get("loras_multipliers")
+        if isinstance(loras, list) and isinstance(multipliers, list) and len(multipliers) > len(loras):
+            self.add("E11", f"'loras_multipliers' has {len(multipliers)} values for {len(loras)} loras",
+                     ("model", "loras_multipliers"))
+        if model.get("auto_quantize") is True and model.get("modules") and self.needs_auto_quantize(model):
+            self.add("W6", "'auto_quantize' is ignored when 'modules' is set: without a quanto file, int8 loads "
+                           "the 16-bit weights", ("model", "auto_quantize"), key=True,
+                     hint="make the quanto files with 'wangp quantize --dtype bf16' (and fp16)")
+
+    def needs_auto_quantize(self, model: dict) -> bool:
+        """Whether some dtype has no quanto file, so that auto_quantize would matter."""
+        urls = model.get("URLs")
+        if isinstance(urls, str):
+            try:
+                urls, _ = self.catalog.resolve_value(self.source.id, "URLs", urls)
+            except ReferenceError_:
+                return False
+        if not isinstance(urls, list):
+            return False
+        quanto = {dtype_token(local_path(u)) for u in urls if isinstance(u, str) and "quanto" in local_path(u)}
+        return not ({"bf16", "fp16"} <= quanto or None in quanto)
+
+    def check_architecture(self, arch: str) -> None:
+        where = ("model", "architecture")
+        if get_architecture(arch, self.target) is not None:
+            if arch.startswith("ltxv"):
+                self.add("W10", f"LTX Video finetunes are not supported by WanGP ('{arch}')", where)
+            elif arch not in DOCUMENTED_FINETUNE_ARCHITECTURES:
+                self.add("W10", f"finetunes of '{arch}' are not tested by WanGP", where,
+                         hint="tested: " + ", ".join(DOCUMENTED_FINETUNE_ARCHITECTURES))
+            return
+        other = self.catalog.definitions.get(arch)
+        if other is not None and other.architecture:
+            self.add("E4", f"architecture '{arch}' names a finetune, not a base architecture", where,
+                     hint=f"use its architecture '{other.architecture}' (and \"URLs\": \"{arch}\" to reuse its files)")
+        elif arch in ARCHITECTURES:
+            self.add("E4", f"architecture '{arch}' needs WanGP July 2025 (target {self.target})", where,
+                     hint="pass --target july, or pick a v6 base id")
+        else:
+            self.add("E4", f"unknown architecture '{arch}' for target {self.target}", where,
+                     hint=_suggest(arch, architecture_ids(self.target)))
+
+    def check_reference(self, prop: str, value: str) -> None:
+        where = ("model", prop)
+        if self.target == "v6":
+            self.add("E6", f"'{prop}' is a string reference, which WanGP 6.x does not support", where,
+                     hint="list the entries, or pass --target july")
+            return
+        if not value:
+            self.add("E6", f"'{prop}' reference is empty", where, hint="name a definition or base architecture id")
+            return
+        try:
+            entries, _ = self.catalog.resolve_value(self.source.id, prop, value)
+        except ReferenceError_ as exc:
+            self.add("E6", exc.message, where, hint="point the reference at an existing id without loops")
+            return
+        if prop == "URLs" and not entries:
+            self.add("E5", f"'URLs' reference '{value}' resolves to no files", where)
+
+    def check_entries(self, prop: str, entries: list[str], *, weights: bool) -> None:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            where = ("model", prop, index)
+            if is_remote(entry):
+                reason = unsafe_basename_reason(entry)
+                if reason:
+                    self.add("E7", f"unusable URL: {reason}", where, hint="the URL must end with the file name")
+                    continue
+                if "?" in url_basename(entry):
+                    self.add("W2", f"file name '{url_basename(entry)}' carries a query string", where,
+                             hint="drop the '?...' part: WanGP keeps it in the local file name")
+                if entry.startswith(_HF_HOSTS) and not _HF_MAIN.match(entry):
+                    self.add("W4", "Hugging Face URL not of the form https://huggingface.co/<owner>/<repo>/resolve/"
+                                   "main/<path>: WanGP falls back to a plain HTTP download", where)
+            elif _SCHEME.match(entry) and not re.match(r"^[A-Za-z]:[\\/]", entry):
+                self.add("E7", f"unsupported URL scheme '{entry.split(':', 1)[0]}': only http(s) URLs and local "
+                               "paths are allowed", where)
+                continue
+            elif not self.catalog.home.contains(entry):
+                self.add("E12", f"local path '{entry}' escapes the home folder", where,
+                         hint="keep local files under the home folder (e.g. ckpts/)")
+                continue
+            else:
+                missing = "" if self.catalog.home.resolve(entry).exists() else " (file missing)"
+                self.add("W5", f"local path '{entry}' is not shareable{missing}", where,
+                         hint="upload the file and use its URL before sharing the definition")
+            name = os.path.basename(local_path(entry))
+            if name in seen:
+                self.add("W2", f"'{name}' is also entry {seen[name]}: both land on ckpts/{name}", where)
+            seen.setdefault(name, index)
+            if weights:
+                self.check_name(local_path(entry), where)
+        if weights:
+            self.check_duplicate_variants(entries)
+
+    def check_name(self, path: str, where: tuple) -> None:
+        name = os.path.basename(path)
+        upper = [t for t in ("BF16", "FP16", "QUANTO", "INT8") if t in name]
+        if upper:
+            self.add("W1", f"upper-case {', '.join(upper)} in '{name}'", where,
+                     hint="WanGP's naming convention wants lower-case bf16, fp16, quanto, int8")
+        elif "quanto" in name and "int8" not in name:
+            self.add("W1", f"quantized file '{name}' has no 'int8' token", where,
+                     hint="name quanto files ..._quanto_<dtype>_int8 (int8 selection matches 'int8')")
+        elif "quanto" not in name and dtype_token(name) is None:
+            self.add("W1", f"'{name}' has no dtype token (bf16/fp16)", where,
+                     hint="add _bf16 or _fp16 to the file name: WanGP picks variants by name")
+
+    def check_duplicate_variants(self, entries: list[str]) -> None:
+        first: dict[tuple, str] = {}
+        for index, entry in enumerate(entries):
+            path = local_path(entry)
+            group = ("quanto" in path, dtype_token(path))
+            if group in first:
+                kind = ("quanto int8" if group[0] else "16-bit") + (f" {group[1]}" if group[1] else "")
+                self.add("W3", f"second {kind} file: only the first ('{os.path.basename(first[group])}') is ever "
+                               "selected", ("model", "URLs", index))
+            else:
+                first[group] = path
+
+    def check_modules(self, modules: list[str]) -> None:
+        known = [m.id for m in MODULES.values() if self.target != "v6" or m.since == "v6"]
+        for index, module in enumerate(modules):
+            if module not in known:
+                later = module in MODULES
+                self.add("E8", f"module '{module}' " + ("needs WanGP July 2025" if later else "is unknown")
+                         + f" (target {self.target})", ("model", "modules", index), hint="known: " + ", ".join(known))
+
+    # -- settings ---------------------------------------------------------------------------------------------
+    def check_settings(self, data: dict, model: dict) -> None:
+        arch = get_architecture(model.get("architecture"), self.target) if isinstance(
+            model.get("architecture"), str) else None
+        for name, value in data.items():
+            if name == "model":
+                continue
+            spec = K.SETTINGS_KEYS.get(name)
+            if spec is None:
+                if name in K.MEDIA_KEYS:
+                    self.add("W7", f"'{name}' is a media input: WanGP never reads it from settings", (name,),
+                             key=True)
+                else:
+                    self.unknown_key((name,), later=name in K.LATER_SETTINGS_KEYS)
+                continue
+            if spec.since != "v6" and self.target == "v6":
+                self.add("W7", f"'{name}' is a July 2025 key: WanGP 6.x ignores it", (name,), key=True)
+                continue
+            mismatch = check(value, spec.schema)
+            if mismatch:
+                where, message = mismatch
+                self.add("E10", f"'{name}'{_at(where)} {message}", (name, *where))
+                continue
+            self.check_range(name, value, arch, model)
+        if self.target == "v6" and "seed" not in data and isinstance(model, dict):
+            self.add("E9", "no 'seed' setting: WanGP 6.x fails without one", (), hint="add \"seed\": -1 (random)")
+
+    def check_range(self, name: str, value, arch, model: dict) -> None:
+        where = (name,)
+        if name in K.RANGES and not isinstance(value, list):
+            low, high = K.RANGES[name]
+            if not low <= value <= high:
+                self.add("W8", f"'{name}' is {value}, outside WanGP's range {low}..{high}", where)
+        elif name == "tea_cache_setting" and value not in K.TEA_CACHE_VALUES:
+            self.add("W8", f"'tea_cache_setting' is {value}; WanGP offers {', '.join(map(str, K.TEA_CACHE_VALUES))}",
+                     where)
+        elif name == "resolution" and value not in K.UI_RESOLUTIONS:
+            self.add("W8", f"resolution '{value}' is not one of WanGP's choices", where,
+                     hint="choices: " + ", ".join(K.UI_RESOLUTIONS))
+        elif name == "video_length" and arch is not None and not model.get("image_outputs"):
+            low, high, step = arch.frames
+            if not low <= value <= high or (value - low) % step:
+                self.add("W8", f"video_length {value}: {arch.id} takes {low}..{high} frames in steps of {step}",
+                         where, hint=f"e.g. {low + step * max(0, round((min(max(value, low), high) - low) / step))}")
+
+    def unknown_key(self, path: tuple, *, later: bool) -> None:
+        what = "a later WanGP version's key: kept, not validated" if later else "unknown key (kept as is)"
+        self.add("W7", f"'{path[-1]}' is {what}", path, key=True)
+
+    def check_override(self) -> None:
+        model_id = self.source.id
+        if model_id in ARCHITECTURES:
+            self.add("W9", f"id '{model_id}' replaces the base architecture of the same name", (),
+                     hint="rename the file unless you mean to replace the built-in model")
+        definition = self.catalog.definitions.get(model_id)
+        if definition is not None and definition.overrides is not None and definition.overrides.origin == "defaults" \
+                and definition.source is self.source and set(self.source.data) - {"model"}:
+            self.add("W9", f"id '{model_id}' overrides defaults/{model_id}.json: its settings keys are ignored "
+                           "by WanGP 7", ())
+
+
+def _at(where: tuple) -> str:
+    return "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in where)
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=3)
+    return ("did you mean " + " or ".join(f"'{c}'" for c in close) + "? ") * bool(close) + \
+        "'wangp list --architectures' lists the base ids"
+
+
+def collect_files(paths: list[str]) -> list[tuple[Path, str]]:
+    """Files to validate: each file as given, each folder's ``*.json`` sorted. Missing paths are usage errors."""
+    files: list[tuple[Path, str]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for child in sorted(path.glob("*.json")):
+                files.append((child, os.path.join(given, child.name)))
+        elif path.exists():
+            files.append((path, given))
+        else:
+            raise UsageError(f"path '{given}' does not exist", hint="pass definition files or folders")
+    return files
+
+
+def check_source(source: Source, home: Home, target: str = "july") -> list[Diagnostic]:
+    """The diagnostics of one already-read source, in the context of the home folder's definitions."""
+    return sorted(_Checker(source, Catalog(home, target, extra=[source]), target).run())
+
+
+def validate_paths(paths: list[str] | None, home: Home, *, target: str = "july",
+                   ignore: tuple[str, ...] = ()) -> Report:
+    """Validate files and folders (default: the home's ``finetunes/``); one bad file never stops the others."""
+    if target not in TARGETS:
+        raise UsageError(f"unknown target '{target}'", hint="choose one of: " + ", ".join(TARGETS))
+    if not paths:
+        if not home.finetunes.is_dir():
+            raise UsageError(f"no finetunes/ folder in '{home.root}'", hint="pass paths, or --home DIR")
+        paths = [os.path.relpath(home.finetunes)]
+    sources = [read_source(path, display) for path, display in collect_files(paths)]
+    catalog = Catalog(home, target, extra=sources)
+    report = Report(files=len(sources))
+    for source in sources:
+        found = _Checker(source, catalog, target).run()
+        report.diagnostics.extend(d for d in found if d.code not in ignore and d.code[0] not in ignore)
+    report.diagnostics.sort()
+    return report
