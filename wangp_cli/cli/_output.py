@@ -101,6 +101,9 @@ def handle_errors(command):
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (e.g. `wangp list | head -1`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except WangpError as exc:
             fail(exc)
             raise typer.Exit(exc.exit_code) from None

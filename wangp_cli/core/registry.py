@@ -85,7 +85,7 @@ class Architecture:
 
 
 def hub_url(family: str, file: str) -> str:
-    name = file if "." in file.rsplit("/", 1)[-1] else file + ".safetensors"
+    name = file if file.endswith((".safetensors", ".json", ".pth", ".pt", ".onnx", ".pkl")) else file + ".safetensors"
     return f"{HF}/{HUB_REPOS[family]}/resolve/main/{name}"
 
 

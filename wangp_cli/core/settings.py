@@ -38,6 +38,29 @@ def read_settings_file(path) -> dict:
     return source.data
 
 
+def fix_settings(values: dict, target: str) -> dict:
+    """WanGP's legacy-key fixes (``fix_settings``): ``prompts``, integer ``image_prompt_type``; from July, TeaCache
+    keys become "skip steps" keys and ``lset_name`` is dropped."""
+    values = dict(values)
+    prompts = values.pop("prompts", "")
+    if isinstance(prompts, str) and prompts:
+        values["prompt"] = prompts
+    image_prompt_type = values.get("image_prompt_type")
+    if image_prompt_type is not None and not isinstance(image_prompt_type, str):
+        values["image_prompt_type"] = "S" if image_prompt_type == 0 else "SE"
+    if target == "v6":
+        return values
+    values.pop("lset_name", None)
+    tea = values.pop("tea_cache_setting", None)
+    if isinstance(tea, (int, float)):
+        values["skip_steps_multiplier"] = tea if tea > 0 else 1.75
+        values["skip_steps_cache_type"] = "tea" if tea > 0 else ""
+    start = values.pop("tea_cache_start_step_perc", None)
+    if start is not None:
+        values["skip_steps_start_step_perc"] = start
+    return values
+
+
 def merged_settings(definition: Definition, catalog: Catalog, flags: dict | None = None) -> tuple[dict, dict]:
     """Architecture defaults < definition settings < ``settings/<id>_settings.json`` < flags.
 
@@ -55,13 +78,10 @@ def merged_settings(definition: Definition, catalog: Catalog, flags: dict | None
     merged: dict = {}
     origin: dict = {}
     for layer, values in layers:
-        if "prompts" in values and "prompt" not in values:  # legacy alias
-            values = {**values, "prompt": values["prompts"]}
-        for key, value in values.items():
-            if key in _META or key == "prompts":
-                continue
-            merged[key] = value
-            origin[key] = layer
+        for key, value in fix_settings(values, catalog.target).items():
+            if key not in _META:
+                merged[key] = value
+                origin[key] = layer
     if not merged.get("prompt") and arch is not None:
         merged["prompt"] = I2V_PROMPT if arch.io_class == "i2v" else T2V_PROMPT
         origin["prompt"] = "architecture"
