@@ -63,5 +63,5 @@ def _refuse_errors(home: Home, path: Path, data: dict, target: str) -> None:
     source = Source(path=path, display=str(path), text=text, data=data)
     errors = [d for d in check_source(source, home, target) if d.severity == "error"]
     if errors:
-        raise WangpError(f"the definition would not be valid: {errors[0].code} {errors[0].message}",
+        raise WangpError(f"the definition would not be valid: {errors[0].message}",
                          code=errors[0].code, hint=errors[0].hint, exit_code=2 if errors[0].code == "E7" else 1)

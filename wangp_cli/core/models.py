@@ -16,7 +16,7 @@ def _entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
         values, _ = catalog.resolve(definition.id, prop)
     except ReferenceError_ as exc:
         raise WangpError(f"'{definition.id}': {exc.message}", code="E6",
-                         hint=f"run: wangp validate to see where") from None
+                         hint="run 'wangp validate' to see where") from None
     return [v for v in values if isinstance(v, str)]
 
 

@@ -86,7 +86,7 @@ class _Checker:
     def run(self) -> list[Diagnostic]:
         source = self.source
         if source.error is not None:
-            self.add("E1", source.error.message, hint="fix the JSON syntax at this position")
+            self.add("E1", f"invalid JSON: {source.error.message}", hint="fix the JSON syntax at this position")
             return self.found
         data = source.data
         if not isinstance(data, dict):
@@ -215,6 +215,7 @@ class _Checker:
 
     def check_entries(self, prop: str, entries: list[str], *, weights: bool) -> None:
         seen: dict[str, int] = {}
+        usable: list[tuple[int, str]] = []
         for index, entry in enumerate(entries):
             where = ("model", prop, index)
             if is_remote(entry):
@@ -244,10 +245,11 @@ class _Checker:
             if name in seen:
                 self.add("W2", f"'{name}' is also entry {seen[name]}: both land on ckpts/{name}", where)
             seen.setdefault(name, index)
+            usable.append((index, entry))
             if weights:
                 self.check_name(local_path(entry), where)
         if weights:
-            self.check_duplicate_variants(entries)
+            self.check_duplicate_variants(usable)
 
     def check_name(self, path: str, where: tuple) -> None:
         name = os.path.basename(path)
@@ -262,9 +264,9 @@ class _Checker:
             self.add("W1", f"'{name}' has no dtype token (bf16/fp16)", where,
                      hint="add _bf16 or _fp16 to the file name: WanGP picks variants by name")
 
-    def check_duplicate_variants(self, entries: list[str]) -> None:
+    def check_duplicate_variants(self, entries: list[tuple[int, str]]) -> None:
         first: dict[tuple, str] = {}
-        for index, entry in enumerate(entries):
+        for index, entry in entries:
             path = local_path(entry)
             group = ("quanto" in path, dtype_token(path))
             if group in first:
@@ -328,7 +330,7 @@ class _Checker:
                          where, hint=f"e.g. {low + step * max(0, round((min(max(value, low), high) - low) / step))}")
 
     def unknown_key(self, path: tuple, *, later: bool) -> None:
-        what = "a later WanGP version's key: kept, not validated" if later else "unknown key (kept as is)"
+        what = "a later WanGP version's key: kept, not validated" if later else "an unknown key (kept as is)"
         self.add("W7", f"'{path[-1]}' is {what}", path, key=True)
 
     def check_override(self) -> None:
@@ -350,7 +352,8 @@ def _at(where: tuple) -> str:
 def _suggest(word: str, choices: list[str]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(word, choices, n=3)
+    close = [c for c in choices if word.startswith(c + "_")][:1]
+    close += [c for c in difflib.get_close_matches(word, choices, n=3) if c not in close][:3 - len(close)]
     return ("did you mean " + " or ".join(f"'{c}'" for c in close) + "? ") * bool(close) + \
         "'wangp list --architectures' lists the base ids"
 

@@ -1,0 +1,116 @@
+"""Shared fixtures: throw-away WanGP home folders with real definition files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DEFINITIONS = sorted((REPO_ROOT / "finetunes").glob("*.json"))
+
+if str(REPO_ROOT) not in sys.path:  # the package is used from the checkout, not installed
+    sys.path.insert(0, str(REPO_ROOT))
+
+settings.register_profile("wangp", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("wangp")
+
+HF_WAN = "https://huggingface.co/DeepBeepMeep/Wan2.1/resolve/main/"
+HF_ME = "https://huggingface.co/me/my-finetune/resolve/main/"
+
+#: Environment variables that change the CLI's defaults (format, colour, home): never inherited by a test.
+_CLI_ENV = ("GITHUB_ACTIONS", "FORCE_COLOR", "CLICOLOR_FORCE", "WANGP_HOME", "WANGP_DEBUG")
+
+
+def make_home(root: Path) -> Path:
+    for folder in ("finetunes", "ckpts", "settings"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def write_definition(home: Path, model_id: str, data_or_text, folder: str = "finetunes") -> Path:
+    """Write ``<home>/<folder>/<id>.json``: a dict/list is dumped with indent 4, str/bytes are written as is."""
+    path = Path(home) / folder / f"{model_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data_or_text, bytes):
+        path.write_bytes(data_or_text)
+    elif isinstance(data_or_text, str):
+        path.write_bytes(data_or_text.encode("utf-8"))
+    else:
+        path.write_text(json.dumps(data_or_text, indent=4), encoding="utf-8")
+    return path
+
+
+def definition(**model) -> dict:
+    """A definition that is clean for both targets (t2v, a bf16 file and its quanto int8, a seed)."""
+    subtree = {
+        "name": "My finetune",
+        "architecture": "t2v",
+        "description": "A test finetune",
+        "URLs": [HF_ME + "my_finetune_bf16.safetensors", HF_ME + "my_finetune_quanto_bf16_int8.safetensors"],
+    }
+    subtree.update(model)
+    return {"model": {k: v for k, v in subtree.items() if v is not None}, "seed": -1}
+
+
+def position(text: str, needle: str, occurrence: int = 0) -> tuple[int, int]:
+    """1-based (line, column) of the ``occurrence``-th ``needle`` in ``text``, counted by hand."""
+    offset = -1
+    for _ in range(occurrence + 1):
+        offset = text.index(needle, offset + 1)
+    head = text[:offset]
+    return head.count("\n") + 1, offset - (head.rfind("\n") + 1) + 1
+
+
+def offset_of(text: str, line: int, column: int) -> int:
+    """Character offset of a 1-based (line, column)."""
+    lines = text.split("\n")
+    return sum(len(part) + 1 for part in lines[: line - 1]) + column - 1
+
+
+def subprocess_env(**extra) -> dict:
+    """Environment for ``python -m wangp_cli`` in a child process: the checkout on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k not in _CLI_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _clean_cli_environment(monkeypatch):
+    for name in _CLI_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    """An empty home folder: ``finetunes/``, ``ckpts/``, ``settings/``."""
+    return make_home(tmp_path / "home")
+
+
+@pytest.fixture
+def shipped_home(tmp_path) -> Path:
+    """A home folder holding copies of the repository's shipped ``finetunes/*.json``."""
+    root = make_home(tmp_path / "shipped")
+    for path in SHIPPED_DEFINITIONS:
+        (root / "finetunes" / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+@pytest.fixture(name="write_definition")
+def _write_definition_fixture():
+    return write_definition
+
+
+@pytest.fixture(name="definition")
+def _definition_fixture():
+    return definition
+
+
+@pytest.fixture(name="position")
+def _position_fixture():
+    return position
