@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -47,6 +48,11 @@ def _global(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print versions and exit.")] = False,
 ) -> None:
+    for stream in (sys.stdout, sys.stderr):  # JSON escapes can carry lone surrogates: never crash on them
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     state = settings(ctx)
     state.home, state.quiet, state.verbose, state.color = home, quiet, verbose, color
 

@@ -171,7 +171,8 @@ class Catalog:
         self.definitions[source.id] = definition
 
     def ids(self, *, include_hidden: bool = False) -> list[str]:
-        return [i for i, d in self.definitions.items() if include_hidden or d.visible]
+        hidden_ignored = include_hidden or self.target == "v6"  # 'visible' is a July key
+        return [i for i, d in self.definitions.items() if hidden_ignored or d.visible]
 
     def find(self, model_id: str) -> Definition | None:
         """A finetune (looked up first, as in WanGP) or a base architecture."""
@@ -211,7 +212,7 @@ class Catalog:
             if value in chain:
                 raise ReferenceError_(f"circular reference in {prop}: {' -> '.join(chain + [value])}", chain + [value])
             chain.append(value)
-            if len(chain) > MAX_REFERENCE_DEPTH + 1:
+            if len(chain) > MAX_REFERENCE_DEPTH + 2:  # WanGP follows 11 references, fails on the 12th
                 raise ReferenceError_(f"{prop} references nest deeper than {MAX_REFERENCE_DEPTH}: "
                                       f"{' -> '.join(chain)}", chain)
             current = self.find(value)

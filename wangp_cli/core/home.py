@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from wangp_cli.core.errors import UsageError
 
 HOME_ENV = "WANGP_HOME"
+_WINDOWS_ROOT = re.compile(r"^([A-Za-z]:|[\\/]{2})")
+
+
+def unusable_path_reason(path: str) -> str | None:
+    """Why ``path`` cannot name a file on this machine (None when it can)."""
+    if "\x00" in path:
+        return "it contains a NUL character"
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeError:
+        return "it is not valid Unicode"
+    if any(len(part) > 255 for part in encoded.replace(b"\\", b"/").split(b"/")):
+        return "a part of it is longer than 255 bytes"
+    return None
 
 
 class Home:
@@ -41,11 +56,22 @@ class Home:
 
     def contains(self, relative: str) -> bool:
         """Whether ``relative`` (a path as written in a definition) stays inside the home folder."""
-        if os.path.isabs(relative) or relative.startswith(("\\", "/")) or (len(relative) > 1 and relative[1] == ":"):
+        if unusable_path_reason(relative):
+            return False
+        if _WINDOWS_ROOT.match(relative) and os.name != "nt":
+            return False  # C:\... names another machine's disk
+        if os.path.isabs(relative):
             root = os.path.realpath(self.root)
             return os.path.commonpath([root, os.path.realpath(relative)]) == root
         normal = os.path.normpath(relative.replace("\\", "/"))
         return normal != ".." and not normal.startswith("../")
+
+    def exists(self, relative: str) -> bool:
+        """Whether the local file a definition names is there (False for unusable or outside names)."""
+        try:
+            return self.contains(relative) and self.resolve(relative).is_file()
+        except OSError:
+            return False
 
     def resolve(self, relative: str) -> Path:
         """The file a definition's local path names; refuses paths outside the home folder."""

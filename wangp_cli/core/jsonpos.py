@@ -47,6 +47,8 @@ def loads(text: str, **kwargs):
         raise JsonSyntaxError(exc.msg, exc.lineno, exc.colno) from None
     except RecursionError:
         raise JsonSyntaxError("nesting is too deep", 1, 1) from None
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        raise JsonSyntaxError(str(exc).split(";")[0], 1, 1) from None
 
 
 class Positions:

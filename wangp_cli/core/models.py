@@ -21,7 +21,7 @@ def _entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
 
 
 def _file(catalog: Catalog, variant: Variant) -> dict:
-    present = catalog.home.contains(variant.path) and catalog.home.resolve(variant.path).is_file()
+    present = catalog.home.exists(variant.path)
     return {"url": variant.source if variant.is_remote else None, "path": variant.path, "present": present}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from wangp_cli.core import keys as K
 from wangp_cli.core.definitions import REFERENCE_PROPS, Catalog, ReferenceError_, Source, read_source
 from wangp_cli.core.errors import Diagnostic, UsageError
-from wangp_cli.core.home import Home
+from wangp_cli.core.home import Home, unusable_path_reason
 from wangp_cli.core.registry import (
     ARCHITECTURES, DOCUMENTED_FINETUNE_ARCHITECTURES, MODULES, TARGETS, architecture_ids, get_architecture,
 )
@@ -109,8 +109,11 @@ class _Checker:
 
     # -- model subtree ---------------------------------------------------------------------------------------
     def check_model(self, model: dict) -> None:
+        inherited = self.inherited_model()
         for name in ("name", "architecture", "description"):
             value = model.get(name)
+            if name not in model and name in inherited:
+                continue
             if name not in model:
                 if name == "architecture" and "base" in model:
                     self.add("E3", "'base' is the legacy name of 'architecture'", ("model", "base"), key=True,
@@ -151,7 +154,7 @@ class _Checker:
                 self.check_entries(name, value, weights=False)
             elif name == "modules":
                 self.check_modules(value)
-        if "URLs" not in model:
+        if "URLs" not in model and "URLs" not in inherited:
             self.add("E5", "model has no 'URLs'", ("model",), key=True,
                      hint="list the checkpoint URLs, e.g. \"URLs\": [\"https://huggingface.co/.../x_bf16.safetensors\"]")
         loras, multipliers = model.get("loras"), model.get("loras_multipliers")
@@ -162,6 +165,14 @@ class _Checker:
             self.add("W6", "'auto_quantize' is ignored when 'modules' is set: without a quanto file, int8 loads "
                            "the 16-bit weights", ("model", "auto_quantize"), key=True,
                      hint="make the quanto files with 'wangp quantize --dtype bf16' (and fp16)")
+
+    def inherited_model(self) -> dict:
+        """The model keys a defaults/ definition of the same id supplies (WanGP 7 merges the two)."""
+        definition = self.catalog.definitions.get(self.source.id)
+        if definition is not None and definition.source is self.source and definition.overrides is not None \
+                and definition.overrides.origin == "defaults":
+            return definition.overrides.model
+        return {}
 
     def needs_auto_quantize(self, model: dict) -> bool:
         """Whether some dtype has no quanto file, so that auto_quantize would matter."""
@@ -233,12 +244,15 @@ class _Checker:
                 self.add("E7", f"unsupported URL scheme '{entry.split(':', 1)[0]}': only http(s) URLs and local "
                                "paths are allowed", where)
                 continue
+            elif unusable_path_reason(entry):
+                self.add("E7", f"unusable local path: {unusable_path_reason(entry)}", where)
+                continue
             elif not self.catalog.home.contains(entry):
                 self.add("E12", f"local path '{entry}' escapes the home folder", where,
                          hint="keep local files under the home folder (e.g. ckpts/)")
                 continue
             else:
-                missing = "" if self.catalog.home.resolve(entry).exists() else " (file missing)"
+                missing = "" if self.catalog.home.exists(entry) else " (file missing)"
                 self.add("W5", f"local path '{entry}' is not shareable{missing}", where,
                          hint="upload the file and use its URL before sharing the definition")
             name = os.path.basename(local_path(entry))
@@ -308,7 +322,7 @@ class _Checker:
                 self.add("E10", f"'{name}'{_at(where)} {message}", (name, *where))
                 continue
             self.check_range(name, value, arch, model)
-        if self.target == "v6" and "seed" not in data and isinstance(model, dict):
+        if self.target == "v6" and "seed" not in data and not self.catalog.home.settings_file(self.source.id).is_file():
             self.add("E9", "no 'seed' setting: WanGP 6.x fails without one", (), hint="add \"seed\": -1 (random)")
 
     def check_range(self, name: str, value, arch, model: dict) -> None:

@@ -67,7 +67,11 @@ def unsafe_basename_reason(url: str) -> str | None:
         return "the URL ends with '/' and names no file"
     if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
         return f"the file name {name!r} would escape ckpts/"
-    if not urlsplit(url).netloc:
+    try:
+        host = urlsplit(url).netloc
+    except ValueError as exc:
+        return f"the URL is malformed ({exc})"
+    if not host:
         return "the URL has no host"
     return None
 
