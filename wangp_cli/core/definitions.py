@@ -126,7 +126,7 @@ def definition_files(folder: Path) -> list[Path]:
     return [Path(p) for p in sorted(glob.glob(os.path.join(glob.escape(str(folder)), "*.json")))]
 
 
-class ReferenceError_(WangpError):
+class DefinitionReferenceError(WangpError):
     """A string reference that does not resolve, loops, or nests too deep (E6)."""
 
     def __init__(self, message: str, chain: list[str]):
@@ -197,23 +197,23 @@ class Catalog:
     def resolve_value(self, model_id: str, prop: str, value: str) -> tuple[list, list[str]]:
         """Like :meth:`resolve`, starting from the string ``value`` that ``model_id`` holds for ``prop``."""
         if value == model_id:
-            raise ReferenceError_(f"circular reference in {prop}: {model_id} -> {value}", [model_id, value])
+            raise DefinitionReferenceError(f"circular reference in {prop}: {model_id} -> {value}", [model_id, value])
         return self._follow([model_id, value], self.find(value), prop)
 
     def _follow(self, chain: list[str], current: Definition | None, prop: str) -> tuple[list, list[str]]:
         while True:
             if current is None:
-                raise ReferenceError_(f"'{chain[-1]}' is neither a definition nor a base architecture", chain)
+                raise DefinitionReferenceError(f"'{chain[-1]}' is neither a definition nor a base architecture", chain)
             value = current.model.get(prop)
             if value is None:
                 return [], chain
             if not isinstance(value, str):
                 return (value if isinstance(value, list) else []), chain
             if value in chain:
-                raise ReferenceError_(f"circular reference in {prop}: {' -> '.join(chain + [value])}", chain + [value])
+                raise DefinitionReferenceError(f"circular reference in {prop}: {' -> '.join(chain + [value])}", chain + [value])
             chain.append(value)
             if len(chain) > MAX_REFERENCE_DEPTH + 2:  # WanGP follows 11 references, fails on the 12th
-                raise ReferenceError_(f"{prop} references nest deeper than {MAX_REFERENCE_DEPTH}: "
+                raise DefinitionReferenceError(f"{prop} references nest deeper than {MAX_REFERENCE_DEPTH}: "
                                       f"{' -> '.join(chain)}", chain)
             current = self.find(value)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wangp_cli.core.definitions import Catalog, Definition, ReferenceError_
+from wangp_cli.core.definitions import Catalog, Definition, DefinitionReferenceError
 from wangp_cli.core.errors import WangpError
 from wangp_cli.core.registry import MODULES, family_of, get_architecture
 from wangp_cli.core.settings import merged_settings
@@ -14,7 +14,7 @@ from wangp_cli.core.variants import (
 def _entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
     try:
         values, _ = catalog.resolve(definition.id, prop)
-    except ReferenceError_ as exc:
+    except DefinitionReferenceError as exc:
         raise WangpError(f"'{definition.id}': {exc.message}", code="E6",
                          hint="run 'wangp validate' to see where") from None
     return [v for v in values if isinstance(v, str)]

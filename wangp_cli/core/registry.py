@@ -19,14 +19,6 @@ TARGETS = ("v6", "july")
 
 
 @dataclass(frozen=True)
-class Component:
-    """A part of the pipeline that does not come from the definition (text encoder, VAE, ...)."""
-
-    name: str  # diffusers subfolder: text_encoder, tokenizer, vae, scheduler, image_encoder, ...
-    repo: str  # diffusers-format Hub repo holding it
-
-
-@dataclass(frozen=True)
 class Module:
     """An extension merged on top of the main weights (``modules`` in a definition)."""
 
@@ -50,7 +42,7 @@ class Architecture:
     io_class: str  # t2v | i2v
     files: tuple[str, ...]  # default checkpoint files, WanGP's order (without the .safetensors suffix)
     diffusers_repo: str | None = None  # where the other components come from
-    components: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()  # diffusers subfolders taken from diffusers_repo (never its transformer)
     weights_from: str | None = None  # base id whose checkpoint files this one uses (vace_14B -> t2v)
     modules: tuple[str, ...] = ()
     loras: tuple[str, ...] = ()
@@ -60,10 +52,6 @@ class Architecture:
     since: str = "v6"  # first target where the id exists
     until: str | None = None  # last target where it is a base id
     note: str = ""
-
-    @property
-    def hub_repo(self) -> str:
-        return HUB_REPOS[self.family]
 
     @property
     def urls(self) -> list[str]:
@@ -79,9 +67,6 @@ class Architecture:
     def exists_in(self, target: str) -> bool:
         order = TARGETS.index
         return order(self.since) <= order(target) and (self.until is None or order(target) <= order(self.until))
-
-    def component_list(self) -> list[Component]:
-        return [Component(name, self.diffusers_repo) for name in self.components] if self.diffusers_repo else []
 
 
 def hub_url(family: str, file: str) -> str:

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wangp_cli.core import keys as K
-from wangp_cli.core.definitions import REFERENCE_PROPS, Catalog, ReferenceError_, Source, read_source
+from wangp_cli.core.definitions import REFERENCE_PROPS, Catalog, DefinitionReferenceError, Source, read_source
 from wangp_cli.core.errors import Diagnostic, UsageError
 from wangp_cli.core.home import Home, unusable_path_reason
 from wangp_cli.core.registry import (
     ARCHITECTURES, DOCUMENTED_FINETUNE_ARCHITECTURES, MODULES, TARGETS, architecture_ids, get_architecture,
+    module_ids,
 )
 from wangp_cli.core.schema import check
 from wangp_cli.core.variants import dtype_token, is_remote, local_path, unsafe_basename_reason, url_basename
@@ -180,7 +181,7 @@ class _Checker:
         if isinstance(urls, str):
             try:
                 urls, _ = self.catalog.resolve_value(self.source.id, "URLs", urls)
-            except ReferenceError_:
+            except DefinitionReferenceError:
                 return False
         if not isinstance(urls, list):
             return False
@@ -218,7 +219,7 @@ class _Checker:
             return
         try:
             entries, _ = self.catalog.resolve_value(self.source.id, prop, value)
-        except ReferenceError_ as exc:
+        except DefinitionReferenceError as exc:
             self.add("E6", exc.message, where, hint="point the reference at an existing id without loops")
             return
         if prop == "URLs" and not entries:
@@ -291,7 +292,7 @@ class _Checker:
                 first[group] = path
 
     def check_modules(self, modules: list[str]) -> None:
-        known = [m.id for m in MODULES.values() if self.target != "v6" or m.since == "v6"]
+        known = module_ids(self.target)
         for index, module in enumerate(modules):
             if module not in known:
                 later = module in MODULES
