@@ -1,0 +1,36 @@
+"""Rich progress bars for downloads (only on a terminal, never in json mode or with -q)."""
+
+from __future__ import annotations
+
+
+class RichProgress:
+    """A bar per file and one for the total."""
+
+    def __init__(self, total_bytes: int):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        )
+
+        self._bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                              TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                              transient=False)
+        self._bars.start()
+        self._total = self._bars.add_task("total", total=total_bytes or None)
+        self._task = None
+
+    def start(self, what: str, size: int | None, done: int) -> None:
+        self._task = self._bars.add_task(what, total=size, completed=done)
+        self._bars.advance(self._total, done)
+
+    def advance(self, count: int) -> None:
+        self._bars.advance(self._task, count)
+        self._bars.advance(self._total, count)
+
+    def finish(self, what: str) -> None:
+        if self._task is not None:
+            self._bars.remove_task(self._task)
+            self._task = None
+
+    def close(self) -> None:
+        self._bars.stop()
