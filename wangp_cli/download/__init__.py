@@ -106,15 +106,18 @@ def _list_components(plan: Plan, token) -> None:
 
     for request in plan.components:
         try:
-            info = HfApi().model_info(request.repo_id, revision=request.revision, files_metadata=True, token=token)
+            tree = list(HfApi().list_repo_tree(request.repo_id, revision=request.revision, recursive=True,
+                                               token=token))
         except (RepositoryNotFoundError, HfHubHTTPError) as exc:
             raise DownloadError(f"{', '.join(request.owners)}: cannot list components of {request.repo_id}: "
                                 f"{type(exc).__name__}", hint="check the network, HF_ENDPOINT and HF_TOKEN") from None
         files = []
-        for sibling in info.siblings or []:
-            lfs = getattr(sibling, "lfs", None)
-            sha = getattr(lfs, "sha256", None) if lfs else None
-            files.append((sibling.rfilename, getattr(sibling, "size", None), sha))
+        for entry in tree:
+            if getattr(entry, "size", None) is None and not hasattr(entry, "lfs"):
+                continue  # a folder
+            lfs = getattr(entry, "lfs", None)
+            sha = (lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)) if lfs else None
+            files.append((entry.path, entry.size, sha))
         add_component_files(plan, request, files)
     plan.components = []
 

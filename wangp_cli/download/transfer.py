@@ -43,6 +43,14 @@ class Remote:
     version: str = ""  # etag or similar: a partial file is resumed only for the same version
 
 
+def _backoff() -> float:
+    """First retry delay in seconds (doubles each time, at most 8 s); WANGP_DOWNLOAD_BACKOFF changes it."""
+    try:
+        return max(0.0, float(os.environ.get("WANGP_DOWNLOAD_BACKOFF", "0.5")))
+    except ValueError:
+        return 0.5
+
+
 def part_paths(dest: Path) -> tuple[Path, Path, Path]:
     """(temporary file, its metadata, the lock file) beside ``dest``."""
     return (dest.with_name(f".{dest.name}.wangp-part"), dest.with_name(f".{dest.name}.wangp-part.json"),
@@ -160,7 +168,7 @@ def fetch(remote: Remote, dest: Path, *, what: str, progress=None, retries: int 
                 if attempt > retries:
                     raise DownloadError(f"{what}: {remote.url} failed after {retries} retries: {exc}",
                                         hint="run again later: the download resumes where it stopped") from None
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                time.sleep(min(_backoff() * 2 ** (attempt - 1), 8.0))
                 offset = part.stat().st_size
         size = part.stat().st_size
         if remote.size is not None and size != remote.size:
