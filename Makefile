@@ -21,6 +21,7 @@ test: install
 	$(BIN)/python -m pytest tests -q
 
 bench: install
+	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/validate_speed.py
 
 clean:
