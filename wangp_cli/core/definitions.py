@@ -210,7 +210,8 @@ class Catalog:
             if not isinstance(value, str):
                 return (value if isinstance(value, list) else []), chain
             if value in chain:
-                raise DefinitionReferenceError(f"circular reference in {prop}: {' -> '.join(chain + [value])}", chain + [value])
+                loop = chain + [value]
+                raise DefinitionReferenceError(f"circular reference in {prop}: {' -> '.join(loop)}", loop)
             chain.append(value)
             if len(chain) > MAX_REFERENCE_DEPTH + 2:  # WanGP follows 11 references, fails on the 12th
                 raise DefinitionReferenceError(f"{prop} references nest deeper than {MAX_REFERENCE_DEPTH}: "

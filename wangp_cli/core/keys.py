@@ -125,7 +125,8 @@ LATER_SETTINGS_KEYS = frozenset((
     "batch_size", "guidance2_scale", "guidance3_scale", "switch_threshold", "switch_threshold2", "guidance_phases",
     "model_switch_phase", "NAG_scale", "NAG_tau", "NAG_alpha", "video_prompt_enhancer", "image_mode",
     "control_net_weight", "control_net_weight2", "mask_strength", "denoising_strength", "audio_prompt_type",
-    "speakers_locations", "MMAudio_setting", "MMAudio_prompt", "MMAudio_neg_prompt", "force_fps", "min_frames_if_references",
+    "speakers_locations", "MMAudio_setting", "MMAudio_prompt", "MMAudio_neg_prompt", "force_fps",
+    "min_frames_if_references",
     "override_profile", "pace", "exaggeration", "temperature", "output_filename", "motion_amplitude",
 ))
 

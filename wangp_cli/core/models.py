@@ -11,7 +11,8 @@ from wangp_cli.core.variants import (
 )
 
 
-def _entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
+def resolved_entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
+    """The string entries of a list property after following string references."""
     try:
         values, _ = catalog.resolve(definition.id, prop)
     except DefinitionReferenceError as exc:
@@ -26,7 +27,7 @@ def _file(catalog: Catalog, variant: Variant) -> dict:
 
 
 def transformer_entries(catalog: Catalog, definition: Definition) -> list[str]:
-    urls = _entries(catalog, definition, "URLs")
+    urls = resolved_entries(catalog, definition, "URLs")
     if not urls:
         raise WangpError(f"'{definition.id}' lists no checkpoint files", code="E5",
                          hint=f"run: wangp validate {definition.source.display if definition.source else ''}".rstrip())
@@ -44,7 +45,7 @@ def choose_transformer(catalog: Catalog, definition: Definition, preference: Pre
 
 
 def module_ids(catalog: Catalog, definition: Definition) -> list[str]:
-    return _entries(catalog, definition, "modules")
+    return resolved_entries(catalog, definition, "modules")
 
 
 def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> dict:
@@ -76,8 +77,8 @@ def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> di
         "variants": [{"label": v.label, **_file(catalog, v)} for v in
                      variants(transformer_entries(catalog, definition))],
         "modules": modules,
-        "preload": [_file(catalog, v) for v in variants(_entries(catalog, definition, "preload_URLs"))],
-        "loras": [_file(catalog, v) for v in variants(_entries(catalog, definition, "loras"))],
+        "preload": [_file(catalog, v) for v in variants(resolved_entries(catalog, definition, "preload_URLs"))],
+        "loras": [_file(catalog, v) for v in variants(resolved_entries(catalog, definition, "loras"))],
         "fps": arch.fps if arch else None,
         "settings": settings,
         "settings_origin": origin,
@@ -93,7 +94,7 @@ def list_models(catalog: Catalog, *, include_hidden: bool = False) -> list[dict]
         arch = get_architecture(arch_id, catalog.target)
         try:
             files = [{"label": v.label, **_file(catalog, v)} for v in
-                     variants(_entries(catalog, definition, "URLs"))]
+                     variants(resolved_entries(catalog, definition, "URLs"))]
         except WangpError:
             files = []
         rows.append({

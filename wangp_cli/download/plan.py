@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import UsageError, WangpError
-from wangp_cli.core.models import module_ids, transformer_entries, _entries
+from wangp_cli.core.models import module_ids, resolved_entries, transformer_entries
 from wangp_cli.core.registry import MODULES, get_architecture
 from wangp_cli.core.variants import Preference, is_remote, select_variant, unsafe_basename_reason, url_basename
 
@@ -155,7 +155,7 @@ def build_plan(catalog: Catalog, model_ids: list[str], preference: Preference, *
             for url in urls:
                 builder.add(url, "module", model_id)
         for prop, role in (("preload_URLs", "preload"), ("loras", "lora")):
-            for entry in _entries(catalog, definition, prop):
+            for entry in resolved_entries(catalog, definition, prop):
                 builder.add(entry, role, model_id, sha256=hashes.get(entry))
         arch = get_architecture(definition.architecture or "", catalog.target)
         if components and arch is not None and arch.diffusers_repo:
