@@ -222,19 +222,6 @@ def test_hub_without_seeded_refs(make_hub_server, monkeypatch, tmp_path):
     assert api.model_info("o/r", revision="main").sha == hub.commits["o/r"]["main"]
 
 
-def test_hub_in_process_retry_resumes_with_range(make_hub_server, tmp_path):
-    """huggingface_hub re-requests with Range after a dropped connection -- only past its 10 MiB read chunk."""
-    from huggingface_hub import hf_hub_download
-
-    data = random_bytes(12_000_000, seed=99)
-    hub = make_hub_server({"o/big": {"big.safetensors": data}})
-    hub.configure(ranges=True, truncate_at={hub.path("o/big", "big.safetensors"): 11_000_000})
-    path = hf_hub_download("o/big", "big.safetensors", local_dir=tmp_path, endpoint=hub.endpoint)
-    assert open(path, "rb").read() == data
-    gets = [(r.range, r.status, r.bytes_sent) for r in hub.responses if r.method == "GET"]
-    assert gets == [(None, 200, 11_000_000), ("bytes=10485760-", 206, 12_000_000 - 10485760)]
-
-
 def test_hub_env_reaches_a_subprocess(hub_env, hub_server, tmp_path):
     """Only environment variables: the child imports huggingface_hub after HF_ENDPOINT/HF_HOME are set."""
     script = textwrap.dedent("""
