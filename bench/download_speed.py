@@ -89,10 +89,13 @@ def main() -> None:
         # Resume after SIGKILL at ~50%.
         home = wangp_home(tmp / "resume")
         hub.configure(ranges=True, throttle_bytes_per_second=max(len(content) // 8, 1))
+        env["WANGP_DOWNLOAD_TIMEOUT"] = "600"  # the test server's Range layer buffers the file before answering
         process = subprocess.Popen(wangp + ["--home", str(home), "download", "t2v_bench", "--no-components"],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         part = home / "ckpts" / f".{NAME}.wangp-part"
         while not part.exists() or part.stat().st_size < len(content) // 2:
+            if process.poll() is not None:
+                raise SystemExit(f"the download ended early: {process.stderr.read().decode()}")
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -130,9 +130,18 @@ def _status_error(url: str, status: int, what: str) -> DownloadError:
     return DownloadError(f"{what}: HTTP {status} for {url}", status=status)
 
 
+def read_timeout() -> float:
+    """Seconds without data before a connection counts as stalled (WANGP_DOWNLOAD_TIMEOUT, default 30)."""
+    try:
+        return max(1.0, float(os.environ.get("WANGP_DOWNLOAD_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
+
+
 def fetch(remote: Remote, dest: Path, *, what: str, progress=None, retries: int = RETRIES,
-          timeout: float = 30.0) -> Path:
+          timeout: float | None = None) -> Path:
     """Download ``remote`` to ``dest`` atomically, resuming a previous partial download of the same version."""
+    timeout = timeout or read_timeout()
     part, meta, lock = part_paths(dest)
     with file_lock(lock):
         if dest.is_file() and (remote.size is None or dest.stat().st_size == remote.size):
