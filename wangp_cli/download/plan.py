@@ -124,7 +124,7 @@ class _Builder:
         if existing is not None:
             if existing.source != source:
                 raise WangpError(f"two different URLs land on {dest}: {existing.source} ({', '.join(existing.owners)})"
-                                 f" and {source} ({owner})", code="W2",
+                                 f" and {source} ({owner})", code="collision",
                                  hint="rename one of the files: WanGP keeps only the URL's last segment")
             if owner not in existing.owners:
                 existing.owners.append(owner)
