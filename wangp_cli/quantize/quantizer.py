@@ -1,0 +1,186 @@
+"""Streaming quanto qint8: one tensor in memory at a time, output bit-identical to quanto quantize + freeze.
+
+Which tensors: 2-D ``.weight`` of Linear layers inside the repeated block lists (``blocks.N``, ``vace_blocks.N``,
+``double_blocks.N``, ``single_blocks.N``, ... any numbered list of 5 or more), except WanGP's dtype-locked extras.
+Scales are computed in the target dtype (the weight is cast first), per output row: ``absmax / 127``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wangp_cli.core.errors import WangpError
+from wangp_cli.quantize.safetensors_io import FLOATS, Entry, TensorReader, encode_header
+
+TARGET_CODES = {"bf16": "BF16", "fp16": "F16"}
+#: WanGP keeps these in fp32 in every file (``lock_layers_dtypes``).
+FP32_LOCKED = re.compile(r"^(patch_embedding\.|head\.head\.|head\.modulation$)")
+#: Modules inside the towers that WanGP never quantizes (``_lock_dtype``).
+LOCKED_MODULES = re.compile(r"\.(before_proj|after_proj|projector|cam_encoder)(\.|$)")
+_FLOOR = re.compile(r"^((?:[A-Za-z_][\w]*\.)*?[A-Za-z_][\w]*)\.(\d+)\.")
+MIN_FLOORS = 5
+
+
+def towers(names: list[str]) -> set[str]:
+    """Prefixes of numbered module lists with at least 5 floors (``blocks``, ``vace_blocks``, ...)."""
+    floors: dict[str, set[str]] = {}
+    for name in names:
+        match = _FLOOR.match(name)
+        if match:
+            floors.setdefault(match[1], set()).add(match[2])
+    return {prefix for prefix, numbers in floors.items() if len(numbers) >= MIN_FLOORS}
+
+
+def quantized_modules(entries: list[Entry]) -> list[str]:
+    """Module names whose weight gets quantized, in file order."""
+    found = towers([e.name for e in entries])
+    modules = []
+    for entry in entries:
+        if not entry.name.endswith(".weight") or len(entry.shape) != 2 or entry.dtype not in FLOATS:
+            continue
+        match = _FLOOR.match(entry.name)
+        if match and match[1] in found and not LOCKED_MODULES.search(entry.name):
+            modules.append(entry.name[: -len(".weight")])
+    return modules
+
+
+def quantize_tensor(weight, dtype):
+    """(int8 data, scale) exactly as optimum-quanto's qint8 AbsmaxOptimizer on axis 0, in ``dtype``."""
+    import torch
+
+    w = weight.to(dtype)
+    if w.shape[0] == 1:
+        scale = w.abs().amax() / 127
+    else:
+        scale = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / 127
+    data = torch.clamp(torch.round(w / scale), -128, 127).to(torch.int8)
+    return data, scale
+
+
+@dataclass
+class QuantizePlan:
+    """The output layout, computed from the source header alone."""
+
+    entries: list[Entry]
+    sources: list[tuple[str, str, Entry | None]]  # (kind, output name, source entry) in output order
+    quantization_map: dict
+    metadata: dict
+    counts: Counter = field(default_factory=Counter)
+
+
+def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict | None = None) -> QuantizePlan:
+    target = TARGET_CODES[dtype]
+    by_name = {e.name: e for e in entries}
+    modules = quantized_modules(entries)
+    if not modules:
+        raise WangpError("no Linear weights in repeated blocks: nothing to quantize",
+                         hint="is this a transformer checkpoint in WanGP's original key layout?")
+    module_set = set(modules)
+    out: list[Entry] = []
+    sources: list[tuple[str, str, Entry | None]] = []
+    counts: Counter = Counter()
+    for entry in entries:
+        module, _, leaf = entry.name.rpartition(".")
+        if module in module_set and leaf == "bias":
+            continue  # written with its module
+        if module in module_set and leaf == "weight":
+            rows = entry.shape[0]
+            scale_shape = () if rows == 1 else (rows, 1)
+            out += [Entry(f"{module}.weight._data", "I8", entry.shape), Entry(f"{module}.weight._scale", target,
+                                                                             scale_shape)]
+            sources += [("data", f"{module}.weight._data", entry), ("scale", f"{module}.weight._scale", entry)]
+            bias = by_name.get(f"{module}.bias")
+            if bias is not None:
+                out.append(Entry(f"{module}.bias", target, bias.shape))
+                sources.append(("cast", f"{module}.bias", bias))
+            for name in ("input_scale", "output_scale"):
+                out.append(Entry(f"{module}.{name}", target, ()))
+                sources.append(("one", f"{module}.{name}", None))
+            counts["quantized"] += 1
+            continue
+        if entry.dtype in FLOATS:
+            keep = "F32" if FP32_LOCKED.match(entry.name) else target
+            out.append(Entry(entry.name, keep, entry.shape))
+            sources.append(("cast", entry.name, entry))
+            counts[f"float {keep}"] += 1
+        else:
+            out.append(Entry(entry.name, entry.dtype, entry.shape))
+            sources.append(("copy", entry.name, entry))
+            counts["other"] += 1
+    qmap = {module: {"weights": "qint8", "activations": "none"} for module in modules}
+    meta = {"quantization_format": "quanto",
+            "quantization_map_base64": base64.b64encode(json.dumps(qmap, ensure_ascii=False).encode()).decode()}
+    config = config if config is not None else _embedded_config(metadata)
+    if config:
+        meta["config_base64"] = base64.b64encode(json.dumps(config, ensure_ascii=False).encode()).decode()
+    return QuantizePlan(out, sources, qmap, meta, counts)
+
+
+def _embedded_config(metadata: dict) -> dict | None:
+    raw = metadata.get("config_base64")
+    if raw:
+        try:
+            return json.loads(base64.b64decode(raw))
+        except ValueError:
+            return None
+    return None
+
+
+def _bytes_of(tensor) -> bytes:
+    import torch
+
+    tensor = tensor.contiguous()
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        tensor = tensor.view(torch.int16)
+    return tensor.numpy().tobytes()
+
+
+def quantize_file(source, output, dtype: str, *, config: dict | None = None, progress=None) -> QuantizePlan:
+    """Stream ``source`` (16/32-bit safetensors) into a quanto int8 file at ``output`` (temp name, then rename)."""
+    import torch
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    codes = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
+    output = Path(output)
+    with TensorReader(source) as reader:
+        if "quantization_map_base64" in reader.metadata or "quantization_map" in reader.metadata:
+            raise WangpError(f"'{source}' is already quantized",
+                             hint="quantize the 16-bit file of the definition instead")
+        plan = plan_output(reader.entries, reader.metadata, dtype, config)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".wangp-tmp", dir=output.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(encode_header(plan.entries, plan.metadata))
+                cached = None  # (source name, data, scale): the data and scale of one weight
+                for (kind, name, entry), out_entry in zip(plan.sources, plan.entries):
+                    if kind in ("data", "scale"):
+                        if cached is None or cached[0] != entry.name:
+                            cached = (entry.name, *quantize_tensor(reader.tensor(entry), torch_dtype))
+                        tensor = cached[1] if kind == "data" else cached[2]
+                        if kind == "scale":
+                            cached = None
+                    elif kind == "one":
+                        tensor = torch.ones((), dtype=torch_dtype)
+                    elif kind == "cast":
+                        tensor = reader.tensor(entry).to(codes[out_entry.dtype])
+                    else:
+                        tensor = reader.tensor(entry)
+                    handle.write(_bytes_of(tensor))
+                    if progress:
+                        progress(name)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, output)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+    return plan
