@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from wangp_cli import __version__
-from wangp_cli.cli import download, export_settings, list_models, new, schema, show, validate
+from wangp_cli.cli import download, export_settings, list_models, new, quantize, schema, show, validate
 from wangp_cli.cli._output import settings
 from wangp_cli.core.home import HOME_ENV
 
@@ -62,6 +62,7 @@ show.register(app)
 validate.register(app)
 export_settings.register(app)
 download.register(app)
+quantize.register(app)
 new.register(app)
 schema.register(app)
 
