@@ -150,3 +150,19 @@ def test_sigkill_leaves_no_partial_output_and_no_changed_json(home):
     assert (home / "finetunes" / "t2v_tiny.json").read_text() == before
     run(home, "quantize", "t2v_tiny", "--dtype", "bf16", check=0)  # and the next run completes
     assert (home / "ckpts" / "tiny_quanto_bf16_int8.safetensors").exists()
+
+
+def test_inspect_reports_layout_quantization_and_config(home):
+    run(home, "quantize", "t2v_tiny", "--dtype", "bf16", check=0)
+    source = json.loads(run(home, "inspect", str(home / "ckpts/tiny_fp16.safetensors"), "-f", "json",
+                            check=0).stdout)
+    assert source["layout"] == "original (WanGP)" and source["quantized"] is False
+    assert source["tensors"] == len(tiny_wan_state()) and source["dtypes"] == {"BF16": source["tensors"]}
+    assert source["quantizable_modules"] == 6 * 6  # q, k, v, o, ffn.0, ffn.2 in 6 blocks
+    output = json.loads(run(home, "inspect", str(home / "ckpts/tiny_quanto_bf16_int8.safetensors"), "-f", "json",
+                            check=0).stdout)
+    assert output["quantized"] and output["quantized_modules"] == 36 and output["dtypes"]["I8"] == 36
+    assert output["quantization_format"] == "quanto" and output["quantization_map_source"] == "embedded"
+    assert output["config"]["model_type"] == "t2v" and output["config"]["num_layers"] == 40  # WanGP's t2v config
+    result = run(home, "inspect", str(home / "finetunes/t2v_tiny.json"), check=1)
+    assert "not a safetensors file" in result.stderr

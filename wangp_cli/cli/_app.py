@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from wangp_cli import __version__
-from wangp_cli.cli import download, export_settings, list_models, new, quantize, schema, show, validate
+from wangp_cli.cli import (
+    download, export_settings, inspect, list_models, new, quantize, schema, show, validate,
+)
 from wangp_cli.cli._output import settings
 from wangp_cli.core.home import HOME_ENV
 
@@ -63,6 +65,7 @@ validate.register(app)
 export_settings.register(app)
 download.register(app)
 quantize.register(app)
+inspect.register(app)
 new.register(app)
 schema.register(app)
 

@@ -33,6 +33,20 @@ class QuantizeJob:
                 "reason": self.reason, "written_back": self.written_back}
 
 
+def wangp_config(arch_id: str | None) -> dict | None:
+    """WanGP's ``configs/<arch>.json`` for the plain Wan architectures (None elsewhere: WanGP then reads its own)."""
+    from wangp_cli.core.registry import ARCHITECTURES
+
+    arch = ARCHITECTURES.get(arch_id or "")
+    if arch is None or arch.id not in ("t2v", "t2v_1.3B", "i2v", "i2v_720p"):
+        return None
+    shape = arch.transformer
+    return {"_class_name": "WanModel", "_diffusers_version": "0.30.0", "dim": shape["dim"], "eps": 1e-06,
+            "ffn_dim": shape["ffn_dim"], "freq_dim": shape["freq_dim"], "in_dim": shape["in_channels"],
+            "model_type": arch.io_class, "num_heads": shape["num_heads"], "num_layers": shape["num_layers"],
+            "out_dim": shape["out_channels"], "text_len": 512}
+
+
 def refusal(catalog: Catalog, definition: Definition, dtype: str) -> str | None:
     """Why WanGP would refuse to save a quantized file for this definition (None: it would not)."""
     if definition.source is None or definition.origin not in ("finetunes", "file"):
@@ -105,7 +119,8 @@ def run_job(catalog: Catalog, job: QuantizeJob, dtype: str, *, progress=None) ->
             download.download(plan, home)
         from wangp_cli.quantize.quantizer import quantize_file
 
-        result = quantize_file(source, home.resolve(job.output), dtype, progress=progress)
+        config = wangp_config(catalog.get(job.id).architecture)
+        result = quantize_file(source, home.resolve(job.output), dtype, config=config, progress=progress)
         job.details = dict(result.counts)
         job.status = "created"
     definition = catalog.get(job.id)

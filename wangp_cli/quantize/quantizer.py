@@ -117,7 +117,7 @@ def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict |
     qmap = {module: {"weights": "qint8", "activations": "none"} for module in modules}
     meta = {"quantization_format": "quanto",
             "quantization_map_base64": base64.b64encode(json.dumps(qmap, ensure_ascii=False).encode()).decode()}
-    config = config if config is not None else _embedded_config(metadata)
+    config = _embedded_config(metadata) or config  # a source saved by WanGP carries WanGP's own config
     if config:
         meta["config_base64"] = base64.b64encode(json.dumps(config, ensure_ascii=False).encode()).decode()
     return QuantizePlan(out, sources, qmap, meta, counts)
