@@ -35,7 +35,8 @@ for name, tensor in state.items():
         module = getattr(module, part)
     module.register_parameter(leaf, nn.Parameter(tensor.to(torch.bfloat16), requires_grad=False))
 for name, module in list(root.named_modules()):  # 2-D weights in blocks become real Linear layers
-    if name.startswith("blocks.") and hasattr(module, "weight") and module.weight.dim() == 2 and not list(module.children()):
+    leaf_weight = hasattr(module, "weight") and module.weight.dim() == 2 and not list(module.children())
+    if name.startswith("blocks.") and leaf_weight:
         linear = nn.Linear(1, 1, bias=hasattr(module, "bias"))
         linear.weight, linear.bias = module.weight, getattr(module, "bias", None)
         parent, _, leaf = name.rpartition(".")
@@ -49,7 +50,8 @@ save_file({k: v.contiguous() for k, v in root.state_dict().items()}, sys.argv[2]
 def wan_entries(layers: int, dim: int, ffn: int):
     from wangp_cli.quantize.safetensors_io import Entry
 
-    entries = [Entry("patch_embedding.weight", "BF16", (dim, 16, 1, 2, 2)), Entry("patch_embedding.bias", "BF16", (dim,))]
+    entries = [Entry("patch_embedding.weight", "BF16", (dim, 16, 1, 2, 2)),
+               Entry("patch_embedding.bias", "BF16", (dim,))]
     for name, shape in (("text_embedding.0", (dim, 4096)), ("text_embedding.2", (dim, dim)),
                         ("time_embedding.0", (dim, 256)), ("time_embedding.2", (dim, dim)),
                         ("time_projection.1", (6 * dim, dim))):

@@ -60,7 +60,8 @@ def quantize_tensor(weight, dtype):
         scale = w.abs().amax() / 127
     else:
         scale = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / 127
-    data = torch.clamp(torch.round(w / scale), -128, 127).to(torch.int8)
+    ratio = w / scale
+    data = ratio.round_().clamp_(-128, 127).to(torch.int8)
     return data, scale
 
 
@@ -133,13 +134,58 @@ def _embedded_config(metadata: dict) -> dict | None:
     return None
 
 
-def _bytes_of(tensor) -> bytes:
+def _bytes_of(tensor) -> memoryview:
+    """The raw little-endian bytes of a tensor, without a copy."""
     import torch
 
     tensor = tensor.contiguous()
     if tensor.dtype in (torch.bfloat16, torch.float16):
         tensor = tensor.view(torch.int16)
-    return tensor.numpy().tobytes()
+    return memoryview(tensor.numpy()).cast("B")
+
+
+class _BackgroundWriter:
+    """Writes buffers in a thread, so that disk writes overlap the next tensor's quantization (2 in flight)."""
+
+    def __init__(self, handle):
+        import queue
+        import threading
+
+        self._handle = handle
+        self._queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._handle.write(item)
+                except BaseException as exc:  # reported on the next write or at drain
+                    self._error = exc
+
+    def write(self, buffer) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(buffer)
+
+    def drain(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def quantize_file(source, output, dtype: str, *, config: dict | None = None, progress=None) -> QuantizePlan:
@@ -157,7 +203,7 @@ def quantize_file(source, output, dtype: str, *, config: dict | None = None, pro
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".wangp-tmp", dir=output.parent)
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with os.fdopen(fd, "wb") as handle, _BackgroundWriter(handle) as writer:
                 handle.write(encode_header(plan.entries, plan.metadata))
                 cached = None  # (source name, data, scale): the data and scale of one weight
                 for (kind, name, entry), out_entry in zip(plan.sources, plan.entries):
@@ -173,9 +219,10 @@ def quantize_file(source, output, dtype: str, *, config: dict | None = None, pro
                         tensor = reader.tensor(entry).to(codes[out_entry.dtype])
                     else:
                         tensor = reader.tensor(entry)
-                    handle.write(_bytes_of(tensor))
+                    writer.write(_bytes_of(tensor))
                     if progress:
                         progress(name)
+                writer.drain()
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, output)

@@ -7,7 +7,7 @@ the same order; the header is ``json.dumps`` with default separators, ``__metada
 from __future__ import annotations
 
 import json
-import mmap
+import os
 import struct
 from dataclasses import dataclass
 
@@ -68,7 +68,10 @@ def read_header(path) -> tuple[int, list[Entry], dict]:
 
 
 class TensorReader:
-    """Memory-mapped tensors of one file: only the tensor asked for is paged in."""
+    """Tensors of one file, read one at a time into fresh memory (peak memory: one tensor).
+
+    ``pread`` rather than a memory map: mapped pages of a multi-GB file would all count in the resident set.
+    """
 
     def __init__(self, path):
         self.path = path
@@ -78,10 +81,9 @@ class TensorReader:
         if self.entries and self.offset + max(e.end for e in self.entries) > size:
             self._handle.close()
             raise WangpError(f"'{path}' is truncated", code="format", hint="download it again")
-        self._map = mmap.mmap(self._handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None
 
     def tensor(self, entry: Entry):
-        """A torch tensor viewing the file's bytes (read-only: copy before changing it)."""
+        """A torch tensor holding a copy of the file's bytes (aligned, writable)."""
         import torch
 
         dtypes = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
@@ -89,20 +91,17 @@ class TensorReader:
                   "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
         if entry.nbytes == 0:
             return torch.empty(entry.shape, dtype=dtypes[entry.dtype])
-        view = memoryview(self._map)[self.offset + entry.start: self.offset + entry.end]
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # read-only buffer: we never write through it
-            flat = torch.frombuffer(view, dtype=torch.uint8)
+        flat = torch.empty(entry.nbytes, dtype=torch.uint8)
+        buffer = memoryview(flat.numpy())
+        done = 0
+        while done < entry.nbytes:
+            count = os.preadv(self._handle.fileno(), [buffer[done:]], self.offset + entry.start + done)
+            if count <= 0:
+                raise WangpError(f"'{self.path}' is truncated", code="format", hint="download it again")
+            done += count
         return flat.view(dtypes[entry.dtype]).reshape(entry.shape)
 
     def close(self) -> None:
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:  # tensors still view it: the map closes when they are collected
-                pass
         self._handle.close()
 
     def __enter__(self):
