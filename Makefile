@@ -23,6 +23,7 @@ test: install
 bench: install
 	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/validate_speed.py
+	$(BIN)/python bench/quantize_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
