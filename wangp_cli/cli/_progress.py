@@ -34,3 +34,22 @@ class RichProgress:
 
     def close(self) -> None:
         self._bars.stop()
+
+
+class TensorProgress:
+    """A bar over the tensors of one quantized file (callable: one call per tensor written)."""
+
+    def __init__(self, description: str, total: int | None = None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self._bars.start()
+        self._task = self._bars.add_task(description, total=total)
+
+    def __call__(self, name: str) -> None:
+        self._bars.advance(self._task)
+
+    def close(self) -> None:
+        self._bars.stop()

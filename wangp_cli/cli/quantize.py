@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from wangp_cli.cli._options import DataFormat, Dtype, FormatOption, Target, TargetOption
-from wangp_cli.cli._output import emit, emit_json, handle_errors, log, open_catalog, warn
+from wangp_cli.cli._output import emit, emit_json, handle_errors, log, open_catalog, settings, warn
 from wangp_cli.core.errors import UsageError
 
 
@@ -40,7 +40,12 @@ def quantize_command(
             raise UsageError("give either an id or --input, not both")
         from wangp_cli.quantize import quantize_path
 
-        dest, counts = quantize_path(input, output, dtype.value)
+        progress = _progress(ctx, format, input)
+        try:
+            dest, counts = quantize_path(input, output, dtype.value, progress=progress)
+        finally:
+            if progress:
+                progress.close()
         _report(format, [{"id": None, "source": input, "output": str(dest), "status": "created", "reason": "",
                           "written_back": False, "counts": counts}])
         return
@@ -56,8 +61,24 @@ def quantize_command(
         for job in jobs:
             if job.status != "skipped":
                 log(ctx, f"quantizing {job.id}: {job.source} -> {job.output}")
-                run_job(catalog, job, dtype.value)
+                progress = _progress(ctx, format, job.id)
+                try:
+                    run_job(catalog, job, dtype.value, progress=progress)
+                finally:
+                    if progress:
+                        progress.close()
     _report(format, [j.to_dict() for j in jobs], dry_run=dry_run)
+
+
+def _progress(ctx: typer.Context, format: DataFormat, what: str):
+    """A tensor-by-tensor bar on a terminal; nothing with -q, --format json, or when stderr is not a TTY."""
+    import sys
+
+    if format is not DataFormat.text or settings(ctx).quiet > 0 or not sys.stderr.isatty():
+        return None
+    from wangp_cli.cli._progress import TensorProgress
+
+    return TensorProgress(f"quantizing {what}")
 
 
 def _report(format: DataFormat, records: list[dict], dry_run: bool = False) -> None:
