@@ -10,10 +10,9 @@ from wangp_cli.core.definitions import Catalog, Source
 from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.home import Home
 from wangp_cli.core.registry import architecture_ids, get_architecture
-from wangp_cli.core.settings import merged_settings, ordered, read_settings_file
+from wangp_cli.core.settings import META_KEYS, merged_settings, ordered, read_settings_file
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_META = ("type", "settings_version", "model_filename", "model_type", "base_model_type")
 
 
 def new_definition(home: Home, model_id: str, *, architecture: str, name: str, urls: list[str],
@@ -53,7 +52,7 @@ def _architecture_settings(home: Home, architecture: str, target: str) -> dict:
     else:
         catalog = Catalog(home, target)
         settings, _ = merged_settings(catalog.get(architecture), catalog)
-    return ordered({k: v for k, v in settings.items() if k not in _META})
+    return ordered({k: v for k, v in settings.items() if k not in META_KEYS})
 
 
 def _refuse_errors(home: Home, path: Path, data: dict, target: str) -> None:

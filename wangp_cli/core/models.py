@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wangp_cli.core.definitions import Catalog, Definition, DefinitionReferenceError
 from wangp_cli.core.errors import WangpError
-from wangp_cli.core.registry import MODULES, family_of, get_architecture
+from wangp_cli.core.registry import MODULES, architecture_ids, family_of, get_architecture
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import (
     Preference, Variant, select_variant, transformer_dtype, variants, will_auto_quantize,
@@ -112,8 +112,6 @@ def list_models(catalog: Catalog, *, include_hidden: bool = False) -> list[dict]
 
 
 def list_architectures(target: str) -> list[dict]:
-    from wangp_cli.core.registry import architecture_ids
-
     rows = []
     for arch_id in architecture_ids(target):
         arch = get_architecture(arch_id, target)

@@ -24,7 +24,8 @@ _ORDER = (
     "slg_start_perc slg_end_perc cfg_star_switch cfg_zero_step prompt_enhancer activated_loras"
 ).split()
 _RANK = {key: index for index, key in enumerate(_ORDER)}
-_META = ("type", "settings_version", "base_model_type", "model_filename", "model_type", "$schema")
+#: Metadata keys of settings files: never generation settings.
+META_KEYS = ("type", "settings_version", "base_model_type", "model_filename", "model_type", "$schema")
 
 
 def read_settings_file(path) -> dict:
@@ -79,7 +80,7 @@ def merged_settings(definition: Definition, catalog: Catalog, flags: dict | None
     origin: dict = {}
     for layer, values in layers:
         for key, value in fix_settings(values, catalog.target).items():
-            if key not in _META:
+            if key not in META_KEYS:
                 merged[key] = value
                 origin[key] = layer
     if not merged.get("prompt") and arch is not None:

@@ -13,7 +13,7 @@ from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import WangpError
 from wangp_cli.core.variants import Preference
 from wangp_cli.download.plan import FilePlan, Plan, add_component_files, build_plan, safe_join
-from wangp_cli.download.transfer import DownloadError, Remote, fetch, open_url, part_paths
+from wangp_cli.download.transfer import DownloadError, Remote, fetch, open_url, part_paths, status_error
 
 __all__ = ["DownloadError", "Plan", "build_plan", "download", "resolve_plan"]
 
@@ -83,8 +83,6 @@ def _http_remote(item: FilePlan) -> Remote:
     """Size and validator of a plain http(s) file, from a HEAD request (no credentials)."""
     import urllib.error
 
-    from wangp_cli.download.transfer import _status_error
-
     headers = {"User-Agent": "wangp", "Accept-Encoding": "identity"}
     try:
         with open_url(item.source, headers, method="HEAD", timeout=30) as response:
@@ -93,7 +91,7 @@ def _http_remote(item: FilePlan) -> Remote:
             size = int(length) if length and length.isdigit() else None
             return Remote(response.url, headers, size, item.sha256, etag or f"size={size}")
     except urllib.error.HTTPError as exc:
-        raise _status_error(item.source, exc.code, ", ".join(item.owners)) from None
+        raise status_error(item.source, exc.code, ", ".join(item.owners)) from None
     except (urllib.error.URLError, OSError) as exc:
         raise DownloadError(f"{', '.join(item.owners)}: cannot reach {item.source}: "
                             f"{getattr(exc, 'reason', exc)}", hint="check the network and the URL") from None

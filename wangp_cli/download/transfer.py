@@ -120,7 +120,7 @@ def open_url(url: str, headers: dict, *, method: str = "GET", timeout: float = 3
     raise DownloadError(f"{url}: too many redirects")
 
 
-def _status_error(url: str, status: int, what: str) -> DownloadError:
+def status_error(url: str, status: int, what: str) -> DownloadError:
     if status in (401, 403):
         hint = ("set HF_TOKEN to a token that can read this repository (hf auth login); gated models need the "
                 "licence accepted on their page" if "huggingface" in what else "the server wants credentials")
@@ -214,7 +214,7 @@ def _stream(remote: Remote, part: Path, offset: int, hasher, progress, timeout: 
             return offset, hasher
         if exc.code in (429, 500, 502, 503, 504):
             raise OSError(f"HTTP {exc.code}") from None
-        raise _status_error(remote.url, exc.code, "download") from None
+        raise status_error(remote.url, exc.code, "download") from None
     with response:
         if offset and response.status != 206:  # the server ignored the Range: start over
             offset, hasher = 0, hashlib.sha256()
