@@ -82,8 +82,12 @@ class TensorReader:
             self._handle.close()
             raise WangpError(f"'{path}' is truncated", code="format", hint="download it again")
 
-    def tensor(self, entry: Entry):
-        """A torch tensor holding a copy of the file's bytes (aligned, writable)."""
+    def tensor(self, entry: Entry, into=None):
+        """A torch tensor holding a copy of the file's bytes (aligned, writable).
+
+        ``into``: a uint8 tensor of at least ``entry.nbytes`` to read into instead of fresh memory (reused buffers
+        are already paged in: no page faults).
+        """
         import torch
 
         dtypes = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
@@ -91,7 +95,7 @@ class TensorReader:
                   "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
         if entry.nbytes == 0:
             return torch.empty(entry.shape, dtype=dtypes[entry.dtype])
-        flat = torch.empty(entry.nbytes, dtype=torch.uint8)
+        flat = torch.empty(entry.nbytes, dtype=torch.uint8) if into is None else into[:entry.nbytes]
         buffer = memoryview(flat.numpy())
         done = 0
         while done < entry.nbytes:
