@@ -9,7 +9,7 @@ import typer
 
 from wangp_cli import __version__
 from wangp_cli.cli import (
-    download, export_settings, inspect, list_models, new, quantize, schema, show, validate,
+    doctor, download, export_settings, generate, inspect, list_models, new, quantize, schema, show, validate,
 )
 from wangp_cli.cli._output import settings
 from wangp_cli.core.home import HOME_ENV
@@ -68,6 +68,8 @@ quantize.register(app)
 inspect.register(app)
 new.register(app)
 schema.register(app)
+generate.register(app)
+doctor.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,255 @@
+"""The diffusers side: pipeline per architecture, memory profiles, the call itself with stage timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wangp_cli.core.errors import UsageError, WangpError
+
+PIPELINES = {"t2v": "WanPipeline", "t2v_1.3B": "WanPipeline", "i2v": "WanImageToVideoPipeline",
+             "i2v_720p": "WanImageToVideoPipeline", "vace_14B": "WanVACEPipeline", "vace_1.3B": "WanVACEPipeline",
+             "hunyuan": "HunyuanVideoPipeline", "hunyuan_i2v": "HunyuanVideoImageToVideoPipeline"}
+#: Memory profiles, most VRAM first. ``cpu`` runs without an accelerator.
+PROFILES = {
+    "gpu": "whole pipeline on the GPU (fastest, most VRAM)",
+    "offload": "model offload: each component moves to the GPU while it runs",
+    "group": "block-level group offloading of the transformer and text encoders (streams), rest on the GPU",
+    "lowvram": "group offloading plus VAE tiling (least VRAM)",
+    "cpu": "everything on the CPU (slow; for tests and tiny models)",
+}
+_TOWER_CLASSES = ("WanTransformerBlock", "WanVACETransformerBlock", "HunyuanVideoTransformerBlock",
+                  "HunyuanVideoSingleTransformerBlock")
+
+
+@dataclass
+class RunResult:
+    frames: object  # numpy (T, H, W, 3) float in [0, 1]
+    timings: dict = field(default_factory=dict)
+    peak_memory: dict = field(default_factory=dict)
+    device: str = "cpu"
+    profile: str = "cpu"
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def _module_bytes(module) -> int:
+    if module is None or not hasattr(module, "parameters"):
+        return 0
+    total = 0
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def pick_profile(pipe, requested: str | None) -> tuple[str, str]:
+    """(profile, device). Without CUDA only ``cpu`` exists; by default the profile follows free VRAM."""
+    import torch
+
+    if not torch.cuda.is_available():
+        if requested not in (None, "cpu"):
+            raise UsageError(f"profile '{requested}' needs a CUDA GPU and none is available",
+                             hint="leave --profile out (or use --profile cpu) to run on the CPU")
+        return "cpu", "cpu"
+    if requested == "cpu":
+        return "cpu", "cpu"
+    if requested:
+        return requested, "cuda"
+    free, _ = torch.cuda.mem_get_info()
+    components = {name: _module_bytes(getattr(pipe, name, None)) for name in pipe.components}
+    everything = sum(components.values())
+    largest = max(components.values(), default=0)
+    margin = 4 * 1024**3  # activations of an 81-frame 480p generation, VAE decode included
+    if free > everything + margin:
+        return "gpu", "cuda"
+    if free > largest + margin:
+        return "offload", "cuda"
+    return "lowvram", "cuda"
+
+
+def apply_profile(pipe, profile: str, *, quantized: bool, warn=print) -> str:
+    """Place the pipeline for ``profile``; returns the profile actually used."""
+    import torch
+
+    if profile == "cpu":
+        return profile
+    if profile in ("group", "lowvram") and quantized:
+        # diffusers#12610: group offloading moves only the quanto wrapper, not its int8 data and scales
+        warn(f"profile '{profile}' does not work with quanto int8 weights in diffusers yet (diffusers#12610): "
+             "using model offload" + (" with VAE tiling" if profile == "lowvram" else ""))
+        pipe.enable_model_cpu_offload()
+        if profile == "lowvram":
+            pipe.vae.enable_tiling()
+        return "offload+tiling" if profile == "lowvram" else "offload"
+    if profile == "gpu":
+        pipe.to("cuda")
+    elif profile == "offload":
+        pipe.enable_model_cpu_offload()
+    elif profile in ("group", "lowvram"):
+        from diffusers.hooks import apply_group_offloading
+
+        onload, offload = torch.device("cuda"), torch.device("cpu")
+        for name, module in pipe.components.items():
+            if not isinstance(module, torch.nn.Module):
+                continue
+            if name.startswith(("transformer", "text_encoder")):
+                apply_group_offloading(module, onload_device=onload, offload_device=offload,
+                                       offload_type="block_level", num_blocks_per_group=1, use_stream=True)
+            else:
+                module.to(onload)
+        if profile == "lowvram":
+            pipe.vae.enable_tiling()
+    else:
+        raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def build_pipeline(request, transformer, components: Path, dtype):
+    """The diffusers pipeline of the architecture with our transformer and the folder's other components."""
+    import diffusers
+    import torch
+
+    cls = getattr(diffusers, PIPELINES[request.architecture])
+    try:
+        pipe = cls.from_pretrained(str(components), transformer=transformer, torch_dtype=dtype,
+                                   local_files_only=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise WangpError(f"cannot load the components in '{components}': {exc}", code="components",
+                         hint="run 'wangp download' for the model, or point --components at a diffusers folder"
+                         ) from None
+    if request.family == "wan":  # the diffusers docs' recipe: Wan's VAE and CLIP image encoder in fp32
+        pipe.vae.to(torch.float32)
+        if getattr(pipe, "image_encoder", None) is not None:
+            pipe.image_encoder.to(torch.float32)
+    set_scheduler(pipe, request)
+    return pipe
+
+
+def set_scheduler(pipe, request) -> None:
+    """WanGP's ``flow_shift`` (and ``sample_solver`` for Wan: unipc, or euler) applied to the scheduler."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    shift = float(request.settings.get("flow_shift", 5.0))
+    config = pipe.scheduler.config
+    if request.family == "hunyuan" or request.settings.get("sample_solver") == "euler":
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(config, shift=shift)
+    else:
+        pipe.scheduler = UniPCMultistepScheduler.from_config(config, flow_shift=shift)
+
+
+def _image(path: Path, size: tuple[int, int] | None = None):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path).convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UsageError(f"cannot read image '{path}': {exc}") from None
+    return image.resize(size) if size else image
+
+
+def _video_frames(path: Path, count: int, size: tuple[int, int]) -> list:
+    """``count`` frames of a video (or one image repeated), resized; short videos repeat their last frame."""
+    from PIL import Image
+
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+        return [_image(path, size)] * count
+    import imageio_ffmpeg
+
+    frames = []
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        for raw in reader:
+            frames.append(Image.frombytes("RGB", (width, height), raw).resize(size))
+            if len(frames) == count:
+                break
+        reader.close()
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise UsageError(f"cannot read video '{path}': {exc}") from None
+    if not frames:
+        raise UsageError(f"video '{path}' has no frames")
+    return frames + [frames[-1]] * (count - len(frames))
+
+
+def call_arguments(request, pipe, generator) -> dict:
+    """The keyword arguments of the diffusers call for the request's architecture and settings."""
+    settings = request.settings
+    size = (request.width, request.height)
+    kwargs = {"prompt": settings["prompt"], "height": request.height, "width": request.width,
+              "num_frames": request.frames, "num_inference_steps": request.steps, "generator": generator,
+              "output_type": "np"}
+    negative = settings.get("negative_prompt") or None
+    if request.family == "wan":
+        kwargs["negative_prompt"] = negative
+        kwargs["guidance_scale"] = float(settings.get("guidance_scale", 5.0))
+        if request.io_class == "i2v":
+            kwargs["image"] = _image(request.image)
+            if request.last_image is not None:
+                kwargs["last_image"] = _image(request.last_image)
+        if request.is_vace:
+            if request.control_video is not None:
+                kwargs["video"] = _video_frames(request.control_video, request.frames, size)
+            if request.mask is not None:
+                kwargs["mask"] = [f.convert("L") for f in _video_frames(request.mask, request.frames, size)]
+            if request.reference_images:
+                kwargs["reference_images"] = [_image(p) for p in request.reference_images]
+    else:  # HunyuanVideo: embedded guidance; real CFG only with a negative prompt and guidance_scale > 1
+        kwargs["guidance_scale"] = float(settings.get("embedded_guidance_scale", 6.0))
+        cfg = float(settings.get("guidance_scale", 1.0))
+        if negative and cfg > 1:
+            kwargs["negative_prompt"] = negative
+            kwargs["true_cfg_scale"] = cfg
+        if request.io_class == "i2v":
+            kwargs["image"] = _image(request.image)
+    kwargs.update(request.pipeline_kwargs)
+    return kwargs
+
+
+def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
+    """Call the pipeline; time encode (to the first transformer call), denoise (to the last step), decode."""
+    import resource
+
+    import torch
+
+    marks: dict = {}
+    transformer = pipe.transformer
+
+    def first_forward(*_args, **_kwargs):
+        marks.setdefault("denoise_start", time.perf_counter())
+
+    handle = transformer.register_forward_pre_hook(first_forward)
+
+    def step_end(_pipe, step, _timestep, callback_kwargs):
+        marks["denoise_end"] = time.perf_counter()
+        if on_step:
+            on_step(step + 1, request.steps)
+        return callback_kwargs
+
+    generator = torch.Generator("cpu").manual_seed(request.seed)
+    kwargs = call_arguments(request, pipe, generator)
+    kwargs.setdefault("callback_on_step_end", step_end)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            output = pipe(**kwargs)
+    finally:
+        handle.remove()
+    end = time.perf_counter()
+    begin = marks.get("denoise_start", start)
+    finish = marks.get("denoise_end", end)
+    timings = {"encode": begin - start, "denoise": finish - begin, "decode": end - finish}
+    peak = {"ram_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if device == "cuda":
+        peak["vram_bytes"] = torch.cuda.max_memory_allocated()
+    frames = output.frames[0]
+    if hasattr(frames, "float"):  # a tensor (some pipelines ignore output_type="np")
+        frames = frames.float().cpu().numpy()
+    return RunResult(frames=frames, timings=timings, peak_memory=peak, device=device, profile=profile)

@@ -1,0 +1,306 @@
+"""Writing generated videos the way WanGP does: H.264 mp4, settings as JSON in the ``©cmt`` atom, JSON sidecars.
+
+numpy and imageio_ffmpeg are imported inside the functions that need them, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import struct
+import sys
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+
+from wangp_cli.core.errors import WangpError
+from wangp_cli.core.jsonio import atomic_write_text, dump_json
+
+#: Characters WanGP's ``sanitize_file_name`` removes from the prompt part of a file name.
+_REMOVED = set('/\\:|?<>"*')
+#: How many characters of the prompt WanGP keeps in a file name.
+PROMPT_CHARS = 50
+#: Default quality for imageio_ffmpeg (1..10); WanGP saves with quality 8 (libx264 crf 10).
+DEFAULT_QUALITY = 8
+#: The comment atom WanGP stores generation settings in (``mutagen.mp4.MP4(path).tags['©cmt']``).
+COMMENT_ATOM = b"\xa9cmt"
+#: The longest ``comment=<json>`` argument passed on ffmpeg's command line (Windows caps the whole command line
+#: at 32767 characters, Linux a single argument at 128 KiB).
+_MAX_COMMENT_ARG = 30_000 if sys.platform == "win32" else 120_000
+_MAX_NAME_BYTES = 255
+
+
+# --------------------------------------------------------------------------------------------------- file names
+
+
+def _sanitize(text: str) -> str:
+    kept = []
+    for char in text:
+        if char in _REMOVED or char == "\x00":
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):  # newlines, tabs, other control characters
+            continue
+        kept.append(char)
+    return "".join(kept)
+
+
+def default_output_name(prompt: str, seed: int, when: datetime | None = None) -> str:
+    """WanGP's file name for a generated video: ``<time>_seed<seed>_<first 50 characters of the prompt>.mp4``.
+
+    The prompt part loses the characters WanGP removes (``/ \\ : | ? < > " *``) and every control character,
+    then blanks and dots at either end; it falls back to ``video`` when nothing is left, so the result is always
+    one safe path component.
+    """
+    when = datetime.now() if when is None else when
+    part = _sanitize(str(prompt or "")[:PROMPT_CHARS]).strip().strip(". ").strip()
+    return f"{when:%Y-%m-%d-%Hh%Mm%Ss}_seed{int(seed)}_{part or 'video'}.mp4"
+
+
+def _temp_path(path: Path) -> Path:
+    """A hidden name in the same folder for ``path`` while it is written (ffmpeg wants the .mp4 extension)."""
+    suffix = f".{os.getpid()}-{secrets.token_hex(4)}.wangp-tmp.mp4"
+    stem = path.name
+    while stem and len(os.fsencode("." + stem + suffix)) > _MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return path.with_name("." + stem + suffix)
+
+
+# ------------------------------------------------------------------------------------------------------- frames
+
+
+def _to_uint8(frame, np):
+    """One RGB frame as a C-contiguous (H, W, 3) uint8 array; ValueError for anything else."""
+    if hasattr(frame, "convert") and type(frame).__module__.startswith("PIL."):
+        frame = frame.convert("RGB")
+    array = np.asarray(frame)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"each frame must be an RGB image of shape (height, width, 3), got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        return np.ascontiguousarray((np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8))
+    raise ValueError(f"frames must be float in [0, 1] or uint8, got dtype {array.dtype}")
+
+
+def _frames(frames, np):
+    """``(width, height, iterator of uint8 frames)``; the first frame is checked before ffmpeg starts."""
+    if isinstance(frames, np.ndarray) or hasattr(frames, "__array__") and not isinstance(frames, (list, tuple)):
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must have shape (frames, height, width, 3), got shape {frames.shape}")
+    iterator = iter(frames)
+    try:
+        first = _to_uint8(next(iterator), np)
+    except StopIteration:
+        raise ValueError("no frames to write") from None
+    height, width = first.shape[:2]
+    if width == 0 or height == 0:
+        raise ValueError(f"frames must not be empty, got {width}x{height}")
+    if width % 2 or height % 2:
+        raise ValueError(f"H.264 in yuv420p needs an even width and height, got {width}x{height}; "
+                         "crop or pad the frames by one pixel")
+
+    def converted():
+        yield first
+        for index, frame in enumerate(iterator, start=1):
+            array = _to_uint8(frame, np)
+            if array.shape != first.shape:
+                raise ValueError(f"frame {index} has shape {array.shape}, frame 0 has {first.shape}")
+            yield array
+
+    return width, height, converted()
+
+
+# ------------------------------------------------------------------------------------------------------ writing
+
+
+def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None = None, *,
+                quality: float = DEFAULT_QUALITY) -> Path:
+    """Write ``frames`` to ``path`` as an H.264 mp4 (yuv420p) at ``fps``; returns the path.
+
+    ``frames`` is an array (T, H, W, 3) of floats in [0, 1] (diffusers' ``output_type="np"``) or uint8, or a list
+    of PIL images or (H, W, 3) arrays. Sizes are kept exactly, so width and height must be even. ``metadata``
+    is stored as JSON in the mp4 comment atom ``©cmt``, where WanGP keeps its generation settings.
+    The video is written under a temporary name in the same folder and renamed into place, so ``path`` never
+    holds a partial file; the temporary file is removed on any error.
+    """
+    import numpy as np
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0 or fps != fps:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    output_params = ["-f", "mp4"]
+    if metadata is not None:
+        comment = "comment=" + json.dumps(metadata)
+        if len(comment) > _MAX_COMMENT_ARG:
+            raise ValueError(f"metadata is too large to embed ({len(comment)} characters of JSON, at most "
+                             f"{_MAX_COMMENT_ARG}); write it to a sidecar file instead")
+        output_params += ["-metadata", comment]
+    width, height, stream = _frames(frames, np)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_path(path)
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            str(temp), (int(width), int(height)), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
+            quality=quality, macro_block_size=1, ffmpeg_log_level="error", output_params=output_params)
+        try:
+            writer.send(None)  # starts ffmpeg
+            for frame in stream:
+                writer.send(frame)
+        finally:
+            writer.close()  # waits for ffmpeg to finish the file
+        # imageio_ffmpeg does not report ffmpeg's exit status: a finished mp4 has its moov box.
+        if not temp.is_file() or not _has_top_level_box(temp, b"moov"):
+            raise WangpError(f"ffmpeg could not write '{path}'", code="ffmpeg",
+                             hint="its own message is printed above")
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            temp.unlink()
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_sidecar(video_path: str | os.PathLike, record: dict) -> Path:
+    """Write ``record`` as JSON (indent 4) next to the video, same stem with ``.json``, atomically."""
+    video_path = Path(video_path)
+    sidecar = video_path.with_suffix(".json")
+    reference = sidecar if sidecar.exists() else video_path
+    try:
+        mode = reference.stat().st_mode & 0o777
+    except OSError:
+        mode = None
+    atomic_write_text(sidecar, dump_json(record))
+    if mode is not None:
+        try:
+            os.chmod(sidecar, mode)  # the temporary file was created 0600; match the video (or the old sidecar)
+        except OSError:
+            pass
+    return sidecar
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None):
+    """``(type, body_start, body_end)`` for each box in ``data[start:end]``; stops at a malformed box."""
+    end = len(data) if end is None else end
+    offset = start
+    while offset + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        header = 8
+        if size == 1:
+            if offset + 16 > end:
+                return
+            size = struct.unpack(">Q", data[offset + 8:offset + 16])[0]
+            header = 16
+        elif size == 0:
+            size = end - offset
+        if size < header or offset + size > end:
+            return
+        yield kind, offset + header, offset + size
+        offset += size
+
+
+def _top_level_box(handle, kind: bytes) -> bytes | None:
+    """The body of the first top-level box ``kind`` in an open file, read without loading the rest."""
+    handle.seek(0, os.SEEK_END)
+    file_size = handle.tell()
+    offset = 0
+    while offset + 8 <= file_size:
+        handle.seek(offset)
+        header = handle.read(16)
+        if len(header) < 8:
+            return None
+        size, box = struct.unpack(">I4s", header[:8])
+        header_size = 8
+        if size == 1:
+            if len(header) < 16:
+                return None
+            size = struct.unpack(">Q", header[8:16])[0]
+            header_size = 16
+        elif size == 0:
+            size = file_size - offset
+        if size < header_size or offset + size > file_size:
+            return None
+        if box == kind:
+            handle.seek(offset + header_size)
+            return handle.read(size - header_size)
+        offset += size
+    return None
+
+
+def _has_top_level_box(path: Path, kind: bytes) -> bool:
+    with open(path, "rb") as handle:
+        return _top_level_box(handle, kind) is not None
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes):
+    for box, body_start, body_end in _boxes(data, start, end):
+        if box == kind:
+            return body_start, body_end
+    return None
+
+
+def _comment_text(moov: bytes) -> bytes | None:
+    """The ``©cmt`` text in moov/udta: iTunes style (meta/ilst/©cmt/data) or QuickTime style (udta/©cmt)."""
+    udta = _child(moov, 0, len(moov), b"udta")
+    if udta is None:
+        return None
+    meta = _child(moov, *udta, b"meta")
+    if meta is not None:
+        start, end = meta
+        if moov[start + 4:start + 8] != b"hdlr":  # an ISO full box: skip version and flags
+            start += 4
+        ilst = _child(moov, start, end, b"ilst")
+        if ilst is not None:
+            item = _child(moov, *ilst, COMMENT_ATOM)
+            if item is not None:
+                data = _child(moov, *item, b"data")
+                if data is not None and data[1] - data[0] >= 8:
+                    return moov[data[0] + 8:data[1]]  # skip type indicator and locale
+    item = _child(moov, *udta, COMMENT_ATOM)
+    if item is not None and item[1] - item[0] >= 4:  # QuickTime user data text: length, language, text
+        length = struct.unpack(">H", moov[item[0]:item[0] + 2])[0]
+        return moov[item[0] + 4:min(item[0] + 4 + length, item[1])]
+    return None
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The JSON settings stored in the mp4 comment atom ``©cmt``; None when there is none (or it is not a JSON
+    object). Pure Python: walks moov/udta/meta/ilst/©cmt/data."""
+    with open(path, "rb") as handle:
+        moov = _top_level_box(handle, b"moov")
+    if moov is None:
+        return None
+    raw = _comment_text(moov)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def probe_video(path: str | os.PathLike) -> dict:
+    """``{"frames", "width", "height", "fps"}`` of a video, counting the frames ffmpeg really decodes."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such video: '{path}'")
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="gray", bits_per_pixel=8)  # less to pipe than rgb24
+    try:
+        meta = next(reader)
+        count = sum(1 for _ in reader)
+    finally:
+        reader.close()
+    width, height = meta["size"]
+    return {"frames": count, "width": int(width), "height": int(height), "fps": float(meta["fps"])}
