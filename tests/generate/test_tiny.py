@@ -1,4 +1,4 @@
-"""The tiny offline models of ``tests/generate/tiny.py``: layouts, component folders, reference runs, files."""
+"""The tiny offline models of ``wangp_cli.generate.tiny``: layouts, component folders, reference runs, files."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytest.importorskip("optimum.quanto")
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.generate import tiny
+from wangp_cli.generate import tiny
 
 PROMPT = "a cat dancing in the forest"
 
@@ -139,11 +139,11 @@ def test_write_transformer(kind, transformers_, tmp_path):
     assert config.get("num_heads", config.get("heads_num")) == 2
 
 
-def test_write_transformer_fp16_and_vace_needs_module(transformers_, tmp_path):
+def test_write_transformer_fp16_and_single_file_vace(transformers_, tmp_path):
     path = tiny.write_transformer("t2v", transformers_["t2v"], tmp_path / "fp16.safetensors", dtype="fp16")
     assert {t.dtype for t in _tensors(path).values()} == {torch.float16}
-    with pytest.raises(ValueError):
-        tiny.write_transformer("vace", transformers_["vace"], tmp_path / "vace.safetensors")
+    vace = tiny.write_transformer("vace", transformers_["vace"], tmp_path / "vace.safetensors")
+    assert set(_tensors(vace)) == set(tiny.to_original_layout("vace", transformers_["vace"]))
 
 
 @pytest.mark.parametrize("kind", tiny.KINDS)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from wangp_cli.cli._options import DataFormat, FormatOption
-from wangp_cli.cli._output import emit, emit_json, handle_errors
+from wangp_cli.cli._output import emit, emit_json, handle_errors, settings
 from wangp_cli.core.errors import WangpError
 
 
@@ -20,6 +20,10 @@ def doctor_command(
 ) -> None:
     """Report versions, the device, free VRAM and RAM, and run an offline self-test of generation."""
     from wangp_cli.generate.doctor import environment_report, self_test as run_self_test
+    from wangp_cli.generate.engine import quiet_libraries
+
+    if settings(ctx).verbose == 0:
+        quiet_libraries()
 
     report = environment_report()
     if self_test:

@@ -138,8 +138,11 @@ def generate_command(
                             image=image, last_image=last_image, control_video=control_video, mask=mask,
                             reference_images=reference_image or [], output=output, profile=profile,
                             components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []))
+    from wangp_cli.generate.engine import quiet_libraries
     from wangp_cli.generate.runner import Generator
 
+    if settings(ctx).verbose == 0:
+        quiet_libraries()
     reporter = StageReporter(ctx, format)
     if not reporter.quiet:
         sys.stderr.write(f"seed {request.seed}\n")

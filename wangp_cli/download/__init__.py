@@ -5,6 +5,8 @@ Importing this package is cheap; huggingface_hub is imported inside the function
 
 from __future__ import annotations
 
+import os
+
 import re
 import shutil
 from pathlib import Path
@@ -21,9 +23,10 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def offline() -> bool:
+    """HF_HUB_OFFLINE as set now (huggingface_hub reads it once, at import)."""
     from huggingface_hub import constants
 
-    return constants.is_offline_mode()
+    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
 
 
 def _token():

@@ -62,11 +62,10 @@ def self_test() -> dict:
             from wangp_cli.generate.runner import Generator
             from wangp_cli.generate.video import probe_video
 
-            model_id, pipeline_kwargs = make_home(Path(folder))
+            home = make_home(Path(folder))
             catalog = Catalog(Home(folder))
-            request = build_request(catalog, model_id, {"frames": 5, "steps": 2, "resolution": "64x64", "seed": 0,
-                                                        "prompt": "a tiny test"},
-                                    output=Path(folder) / "outputs", pipeline_kwargs=pipeline_kwargs)
+            request = build_request(catalog, home.model_id, {"frames": 5, "seed": 0}, preference=home.preference,
+                                    output=Path(folder) / "outputs", pipeline_kwargs=home.pipeline_kwargs)
             record = Generator(catalog).generate(request)
             probe = probe_video(record["path"])
         ok = probe["frames"] == 5 and (probe["width"], probe["height"]) == (64, 64)

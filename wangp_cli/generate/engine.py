@@ -32,6 +32,16 @@ class RunResult:
     profile: str = "cpu"
 
 
+def quiet_libraries() -> None:
+    """Silence diffusers' and transformers' own progress bars and info logs (front ends report progress)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for logging in (diffusers_logging, transformers_logging):
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+
+
 def torch_dtype(name: str):
     import torch
 
@@ -109,23 +119,42 @@ def apply_profile(pipe, profile: str, *, quantized: bool, warn=print) -> str:
     return profile
 
 
+def _fp32_parts(request, components: Path) -> dict:
+    """Wan's VAE and CLIP image encoder loaded in fp32 (the diffusers docs' recipe: casting them up after a 16-bit
+    load would round their fp32 weights first)."""
+    import torch
+
+    if request.family != "wan":
+        return {}
+    from diffusers import AutoencoderKLWan
+
+    parts = {"vae": AutoencoderKLWan.from_pretrained(str(components), subfolder="vae", torch_dtype=torch.float32,
+                                                     local_files_only=True)}
+    if request.io_class == "i2v" and (components / "image_encoder").is_dir():
+        from transformers import CLIPVisionModel
+
+        parts["image_encoder"] = CLIPVisionModel.from_pretrained(str(components), subfolder="image_encoder",
+                                                                 torch_dtype=torch.float32, local_files_only=True)
+    return parts
+
+
 def build_pipeline(request, transformer, components: Path, dtype):
     """The diffusers pipeline of the architecture with our transformer and the folder's other components."""
+    import warnings
+
     import diffusers
-    import torch
 
     cls = getattr(diffusers, PIPELINES[request.architecture])
     try:
-        pipe = cls.from_pretrained(str(components), transformer=transformer, torch_dtype=dtype,
-                                   local_files_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = cls.from_pretrained(str(components), transformer=transformer, torch_dtype=dtype,
+                                       local_files_only=True, **_fp32_parts(request, components))
     except (OSError, ValueError, TypeError) as exc:
         raise WangpError(f"cannot load the components in '{components}': {exc}", code="components",
                          hint="run 'wangp download' for the model, or point --components at a diffusers folder"
                          ) from None
-    if request.family == "wan":  # the diffusers docs' recipe: Wan's VAE and CLIP image encoder in fp32
-        pipe.vae.to(torch.float32)
-        if getattr(pipe, "image_encoder", None) is not None:
-            pipe.image_encoder.to(torch.float32)
+    pipe.set_progress_bar_config(disable=True)  # front ends show their own progress (Reporter.step)
     set_scheduler(pipe, request)
     return pipe
 

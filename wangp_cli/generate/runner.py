@@ -109,6 +109,17 @@ def output_path(catalog: Catalog, request: GenerateRequest, when: datetime) -> P
     return request.output / name
 
 
+@dataclass
+class Rendering:
+    """Frames of one request before saving, with what produced them."""
+
+    result: object  # engine.RunResult
+    files: ModelFiles
+    timings: dict
+    reused: bool  # the pipeline of the previous request served this one
+    started: float
+
+
 class Generator:
     """Loads pipelines on demand and keeps the last one, so that consecutive requests of one model reuse it."""
 
@@ -119,10 +130,14 @@ class Generator:
         self._pipe = None
         self._placement = ("cpu", "cpu")
 
+    @staticmethod
+    def _request_key(request: GenerateRequest, files: ModelFiles) -> tuple:
+        return request.model_id, request.preference, str(files.components), request.profile
+
     def _pipeline(self, request: GenerateRequest, files: ModelFiles):
         from wangp_cli.generate import engine
 
-        key = (request.model_id, request.preference, str(files.components), request.profile)
+        key = self._request_key(request, files)
         if key == self._key:
             return self._pipe
         self.close()
@@ -151,10 +166,9 @@ class Generator:
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def generate(self, request: GenerateRequest) -> dict:
-        """Run one request; returns the result record (also written as the JSON sidecar of the video)."""
+    def render(self, request: GenerateRequest) -> Rendering:
+        """Fetch what is missing, load (or reuse) the pipeline, run it: the frames, not yet saved."""
         from wangp_cli.generate import engine
-        from wangp_cli.generate.video import write_sidecar, write_video
 
         timings = {}
         started = time.perf_counter()
@@ -164,7 +178,7 @@ class Generator:
         timings["download"] = time.perf_counter() - mark
         self.reporter.stage("download", timings["download"])
         mark = time.perf_counter()
-        reused = (request.model_id, request.preference, str(files.components), request.profile) == self._key
+        reused = self._request_key(request, files) == self._key
         pipe = self._pipeline(request, files)
         timings["load"] = time.perf_counter() - mark
         self.reporter.stage("load", timings["load"])
@@ -173,13 +187,19 @@ class Generator:
         for name in ("encode", "denoise", "decode"):
             timings[name] = result.timings[name]
             self.reporter.stage(name, timings[name])
+        return Rendering(result, files, timings, reused, started)
+
+    def generate(self, request: GenerateRequest) -> dict:
+        """Run one request and save the mp4; returns the result record (also written as the JSON sidecar)."""
+        from wangp_cli.generate.video import write_sidecar, write_video
+
+        rendering = self.render(request)
+        files, timings, result = rendering.files, rendering.timings, rendering.result
         mark = time.perf_counter()
-        when = datetime.now()
-        path = output_path(self.catalog, request, when)
+        path = output_path(self.catalog, request, datetime.now())
         definition = self.catalog.get(request.model_id)
-        model_filename = Path(files.transformer[0]).name
-        metadata = wangp_metadata(request, definition.name, model_filename, self.catalog.target,
-                                  time.perf_counter() - started)
+        metadata = wangp_metadata(request, definition.name, Path(files.transformer[0]).name, self.catalog.target,
+                                  time.perf_counter() - rendering.started)
         write_video(path, result.frames, request.fps, metadata)
         timings["save"] = time.perf_counter() - mark
         self.reporter.stage("save", timings["save"])
@@ -187,9 +207,9 @@ class Generator:
             "path": str(path), "model": request.model_id, "architecture": request.architecture,
             "seed": request.seed, "width": request.width, "height": request.height, "frames": request.frames,
             "fps": request.fps, "transformer": files.transformer, "quantized": files.quantized or files.auto_quantize,
-            "dtype": files.dtype, "device": device, "profile": profile, "model_reused": reused,
-            "timings": {k: round(v, 4) for k, v in timings.items()}, "peak_memory": result.peak_memory,
-            "settings": metadata,
+            "dtype": files.dtype, "device": result.device, "profile": result.profile,
+            "model_reused": rendering.reused, "timings": {k: round(v, 4) for k, v in timings.items()},
+            "peak_memory": result.peak_memory, "settings": metadata,
         }
         record["sidecar"] = str(write_sidecar(path, record))
         return record

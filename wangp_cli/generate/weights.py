@@ -59,7 +59,7 @@ def _decode(metadata: dict, key: str) -> dict:
 
 def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
     """Tensors of the main file then its modules (later files add keys); maps and config from the metadata."""
-    from safetensors import SafetensorsError, safe_open
+    from safetensors import SafetensorError, safe_open
 
     checkpoint = Checkpoint({})
     for path in paths:
@@ -71,7 +71,7 @@ def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
                     tensor = handle.get_tensor(name)
                     # quanto's int8 kernels want their own storage (a view into a file buffer can be misaligned)
                     checkpoint.tensors[name] = tensor.clone() if name.endswith("._data") else tensor
-        except (SafetensorsError, OSError) as exc:
+        except (SafetensorError, OSError) as exc:
             raise WangpError(f"cannot read '{path}': {exc}", code="format",
                              hint="is it a complete .safetensors file? 'wangp download' fetches it again") from None
         qmap = _decode(metadata, "quantization_map")
@@ -276,6 +276,23 @@ def convert_checkpoint(checkpoint: Checkpoint, arch_shape: dict | None = None) -
     return family, config, converted, qmap
 
 
+def check_architecture(family: str, config: dict, arch_shape: dict, files: list[str]) -> None:
+    """Refuse weights whose structure is not the architecture's (family, image conditioning, VACE blocks)."""
+    expected = arch_shape.get("kind")
+    problem = None
+    if expected and expected != family:
+        problem = f"a {family} transformer, the architecture is {expected}"
+    elif family == "wan" and ("image_dim" in arch_shape) != ("image_dim" in config):
+        problem = ("a text-to-video transformer, the architecture is image-to-video" if "image_dim" in arch_shape
+                   else "an image-to-video transformer, the architecture is text-to-video")
+    elif family == "wan" and bool(arch_shape.get("vace_layers")) != bool(config.get("vace_layers")):
+        problem = ("no VACE blocks (is the VACE module listed in 'modules'?)" if arch_shape.get("vace_layers")
+                   else "VACE blocks, the architecture has none")
+    if problem:
+        raise WangpError(f"{', '.join(files)}: the weights do not fit the model: {problem}", code="format",
+                         hint="is the definition's architecture right, and are its modules listed?")
+
+
 def _check_keys(expected: set[str], found: set[str], files: list[str]) -> None:
     missing = sorted(expected - found)
     unexpected = sorted(found - expected)
@@ -301,11 +318,12 @@ def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | 
 
     checkpoint = read_checkpoint(paths)
     family, config, tensors, qmap = convert_checkpoint(checkpoint, arch_shape)
+    check_architecture(family, config, arch_shape or {}, checkpoint.files)
     dtype = dtype or checkpoint.float_dtype
     cls = _model_class(family, config)
     with init_empty_weights():
         model = cls.from_config(config)
-    model.to(dtype)  # as from_single_file(torch_dtype=...) leaves it: every float tensor in ``dtype``
+    torch.nn.Module.to(model, dtype)  # as from_single_file(torch_dtype=...) leaves it: every float tensor in dtype
     if qmap:
         from optimum.quanto import requantize
 

@@ -1,4 +1,4 @@
-"""Tiny random Wan / HunyuanVideo models, fully offline, for the ``wangp generate`` tests (a helper, not a test).
+"""Tiny random Wan / HunyuanVideo models, fully offline: ``wangp doctor``'s self-test, the tests and benchmarks.
 
 Everything is built from configs with seeded random weights; nothing is downloaded (``offline()`` sets
 ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` while diffusers and transformers build, save and load, and puts the
@@ -31,6 +31,7 @@ import copy
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 KINDS = ("t2v", "i2v", "vace", "hunyuan", "hunyuan_i2v")
@@ -615,17 +616,16 @@ def write_transformer(kind: str, model, path: Path, dtype: str = "bf16", config:
     """Write ``model`` in WanGP's original layout as a 16-bit (``"bf16"`` / ``"fp16"``, every tensor) safetensors
     file with metadata ``{"config_base64": base64(json(config))}`` (default :func:`wangp_config`).
 
-    VACE: ``path`` gets everything but ``vace_blocks.*`` / ``vace_patch_embedding.*`` (a t2v file), and those go to
-    ``vace_module_path`` (required; no metadata), as WanGP ships VACE. Returns ``path``.
+    VACE with ``vace_module_path``: ``path`` gets everything but ``vace_blocks.*`` / ``vace_patch_embedding.*``
+    (a t2v file), and those go to ``vace_module_path`` (no metadata), as WanGP ships VACE 14B; without it, one file
+    (as VACE 1.3B). Returns ``path``.
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, not {dtype!r}")
-    if kind == "vace" and vace_module_path is None:
-        raise ValueError("vace needs vace_module_path (the module file of the VACE blocks)")
     original = to_original_layout(kind, model)
     config = config if config is not None else wangp_config(kind, model)
     metadata = {"config_base64": base64.b64encode(json.dumps(config).encode()).decode()}
-    if kind == "vace":
+    if kind == "vace" and vace_module_path is not None:
         module = {k: v for k, v in original.items() if k.startswith(_VACE_MODULE)}
         original = {k: v for k, v in original.items() if not k.startswith(_VACE_MODULE)}
         _save(module, vace_module_path, dtype, None)
@@ -661,34 +661,92 @@ def write_quantized(kind: str, model, path: Path, dtype: str = "bf16", config: d
     return path
 
 
-def ftfy_shim() -> bool:
-    """Work around a diffusers 0.42.1 quirk: ``WanImageToVideoPipeline`` and ``WanVACEPipeline`` call
-    ``ftfy.fix_text`` unconditionally in ``prompt_clean`` (``WanPipeline`` checks ``is_ftfy_available()``), so
-    without the optional package ftfy they die with ``NameError: name 'ftfy' is not defined``. When ftfy is
-    missing, give those modules a pass-through ``ftfy`` (what ``WanPipeline`` does without it). Process-wide and
-    idempotent; returns True when the shim was (or already is) in place."""
-    import types
-
-    from diffusers.utils import is_ftfy_available
-
-    if is_ftfy_available():
-        return False
-    from diffusers.pipelines.wan import pipeline_wan_i2v, pipeline_wan_vace
-
-    stub = types.SimpleNamespace(fix_text=lambda text: text, __name__="ftfy (wangp test shim)")
-    for module in (pipeline_wan_i2v, pipeline_wan_vace):
-        if not hasattr(module, "ftfy"):
-            module.ftfy = stub
-    return True
-
-
 def reference_pipeline(kind: str, components: Path, transformer):
     """The plain diffusers pipeline: ``PipelineClass.from_pretrained(components, transformer=transformer,
-    local_files_only=True)``, offline, progress bar off (and :func:`ftfy_shim` applied)."""
+    local_files_only=True)``, offline, progress bar off."""
     _check_kind(kind)
-    ftfy_shim()
     with offline():
         pipe = _pipeline_class(kind).from_pretrained(Path(components), transformer=transformer,
                                                      local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A whole home folder
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The architecture a tiny kind stands in for by default.
+ARCHITECTURES = {"t2v": "t2v_1.3B", "i2v": "i2v", "vace": "vace_14B", "hunyuan": "hunyuan",
+                 "hunyuan_i2v": "hunyuan_i2v"}
+#: Architectures whose definitions load a module file on top of the transformer (WanGP ships VACE 14B so).
+MODULE_ARCHITECTURES = {"vace_14B": "vace_14B"}
+#: The small-call settings every tiny definition carries (64x64, 9 frames, 2 steps).
+TINY_SETTINGS = {"prompt": "a cat running in the snow", "resolution": "64x64", "video_length": 9,
+                 "num_inference_steps": 2}
+
+
+@dataclass
+class TinyHome:
+    """A home folder with one tiny definition whose files are all on disk."""
+
+    root: Path
+    model_id: str
+    kind: str
+    architecture: str
+    model: object  # the float32 diffusers transformer the files were written from
+    files: list[Path]  # the transformer file, then the module file (VACE 14B)
+    components: Path
+    preference: object  # the Preference under which wangp picks exactly these files
+    pipeline_kwargs: dict  # extra call arguments for the tiny text encoders (sequence length, template)
+
+
+def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = None, quantized: bool = False,
+              dtype: str = "bf16", seed: int = 0, components: Path | None = None,
+              model_id: str | None = None) -> TinyHome:
+    """Write ``finetunes/<model_id>.json`` (a local-path definition of ``architecture``), its transformer file in
+    WanGP's layout (16-bit, or quanto int8 when ``quantized``), the VACE module where the architecture has one, and
+    the components under ``ckpts/<diffusers repo name>`` (copied from ``components`` when given)."""
+    from wangp_cli.core.definitions import Catalog
+    from wangp_cli.core.home import Home
+    from wangp_cli.core.jsonio import write_json
+    from wangp_cli.core.models import resolve_model
+    from wangp_cli.core.registry import get_architecture
+    from wangp_cli.core.variants import Preference
+
+    _check_kind(kind)
+    root = Path(folder)
+    architecture = architecture or ARCHITECTURES[kind]
+    model_id = model_id or f"tiny_{architecture}"
+    arch = get_architecture(architecture)
+    if arch is None or arch.diffusers_repo is None:
+        raise ValueError(f"unknown architecture {architecture!r}")
+    name = f"tiny_{architecture}_{'quanto_' if quantized else ''}{dtype}{'_int8' if quantized else ''}.safetensors"
+    relative = f"ckpts/{name}"
+    definition = {"model": {"name": f"Tiny {architecture} (random weights)", "architecture": architecture,
+                            "description": "A tiny random model for offline tests.", "URLs": [relative]},
+                  **TINY_SETTINGS}
+    if MODULE_ARCHITECTURES.get(architecture):
+        definition["model"]["modules"] = [MODULE_ARCHITECTURES[architecture]]
+    (root / "finetunes").mkdir(parents=True, exist_ok=True)
+    (root / "ckpts").mkdir(parents=True, exist_ok=True)
+    write_json(root / "finetunes" / f"{model_id}.json", definition)
+    preference = Preference(quantization="int8" if quantized else "none", dtype=dtype)
+    resolved = resolve_model(Catalog(Home(root)), model_id, preference)
+    module = Path(root / resolved["modules"][0]["path"]) if resolved["modules"] else None
+    model = make_transformer(kind, seed)
+    writer = write_quantized if quantized else write_transformer
+    if module is not None and resolved["modules"][0]["quantized"] != quantized:
+        raise ValueError(f"the registry has no {'quantized' if quantized else '16-bit'} {dtype} module file")
+    writer(kind, model, root / relative, dtype, vace_module_path=module)
+    target = root / "ckpts" / arch.diffusers_repo.split("/")[-1]
+    if components is not None:
+        shutil.copytree(components, target, dirs_exist_ok=True)
+    else:
+        make_components(kind, target)
+    call = CALL_KWARGS[kind]
+    extra = {key: copy.deepcopy(call[key]) for key in ("max_sequence_length", "prompt_template") if key in call}
+    return TinyHome(root=root, model_id=model_id, kind=kind, architecture=architecture, model=model,
+                    files=[root / relative] + ([module] if module else []), components=target,
+                    preference=preference, pipeline_kwargs=extra)
+
