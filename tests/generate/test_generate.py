@@ -21,9 +21,10 @@ from wangp_cli.generate.runner import Generator  # noqa: E402
 from wangp_cli.generate.video import probe_video, read_metadata  # noqa: E402
 
 #: (tiny kind, architecture): every documented architecture, Wan t2v at 1.3B and 14B, VACE as module and single file.
-CASES = [("t2v", "t2v_1.3B"), ("t2v", "t2v"), ("i2v", "i2v"), ("i2v", "i2v_720p"), ("vace", "vace_14B"),
+CASES = [("t2v", "t2v_1.3B"), ("t2v", "t2v"), ("i2v", "i2v"), ("i2v", "i2v_720p"), ("flf2v", "flf2v_720p"),
+         ("vace", "vace_14B"),
          ("vace", "vace_1.3B"), ("hunyuan", "hunyuan"), ("hunyuan_i2v", "hunyuan_i2v")]
-FPS = {"t2v_1.3B": 16, "t2v": 16, "i2v": 16, "i2v_720p": 16, "vace_14B": 16, "vace_1.3B": 16, "hunyuan": 24,
+FPS = {"t2v_1.3B": 16, "t2v": 16, "i2v": 16, "i2v_720p": 16, "flf2v_720p": 16, "vace_14B": 16, "vace_1.3B": 16, "hunyuan": 24,
        "hunyuan_i2v": 24}
 runner = CliRunner()
 
@@ -48,12 +49,20 @@ def pipeline_args(home) -> list[str]:
     return args
 
 
+def images(home, folder: Path) -> dict:
+    """The start (and end) images a kind needs, as build_request keywords."""
+    found = {}
+    if home.kind in tiny.IMAGE_KINDS:
+        found["image"] = folder / "start.png"
+        tiny.make_image(64, seed=3).save(found["image"])
+    if home.kind == "flf2v":
+        found["last_image"] = folder / "end.png"
+        tiny.make_image(64, seed=4).save(found["last_image"])
+    return found
+
+
 def image_args(home, folder: Path) -> list[str]:
-    if home.kind not in tiny.IMAGE_KINDS:
-        return []
-    path = folder / "start.png"
-    tiny.make_image(64, seed=3).save(path)
-    return ["--image", str(path)]
+    return [arg for key, path in images(home, folder).items() for arg in (f"--{key.replace('_', '-')}", str(path))]
 
 
 def wangp(*args):
@@ -117,7 +126,7 @@ def reference_frames(home, request, quantized: bool):
     if family == "wan":
         extra["vae"] = diffusers.AutoencoderKLWan.from_pretrained(home.components, subfolder="vae",
                                                                   torch_dtype=torch.float32)
-        if home.kind == "i2v":
+        if home.kind in ("i2v", "flf2v"):
             from transformers import CLIPVisionModel
 
             extra["image_encoder"] = CLIPVisionModel.from_pretrained(home.components, subfolder="image_encoder",
@@ -137,6 +146,8 @@ def reference_frames(home, request, quantized: bool):
         from PIL import Image
 
         call["image"] = Image.open(request.image).convert("RGB")
+    if request.last_image is not None:
+        call["last_image"] = Image.open(request.last_image).convert("RGB")
     with torch.inference_mode():
         output = pipe(prompt=settings["prompt"], height=64, width=64, num_frames=request.frames,
                       num_inference_steps=request.steps, generator=torch.Generator("cpu").manual_seed(request.seed),
@@ -149,12 +160,9 @@ def reference_frames(home, request, quantized: bool):
 def test_frames_equal_the_plain_diffusers_pipeline(kind, quantized, components, tmp_path):
     home = tiny.make_home(tmp_path / "home", kind, quantized=quantized, components=components(kind))
     catalog = Catalog(Home(home.root))
-    image = None
-    if kind in tiny.IMAGE_KINDS:
-        image = tmp_path / "start.png"
-        tiny.make_image(64, seed=5).save(image)
     request = build_request(catalog, home.model_id, {"seed": 11, "prompt": "a red fox in the forest"},
-                            preference=home.preference, image=image, pipeline_kwargs=home.pipeline_kwargs)
+                            preference=home.preference, pipeline_kwargs=home.pipeline_kwargs,
+                            **images(home, tmp_path))
     generator = Generator(catalog)
     rendering = generator.render(request)
     expected, reference_model = reference_frames(home, request, quantized)
@@ -273,3 +281,49 @@ def test_doctor_self_test_generates_through_the_same_path():
     assert report["self_test"]["ok"] is True, report["self_test"]
     assert (report["self_test"]["frames"], report["self_test"]["width"]) == (5, 64)
     assert report["device"]["name"] and report["versions"]["diffusers"] != "missing"
+
+
+def _control_video(path: Path) -> Path:
+    from wangp_cli.generate.video import write_video
+
+    ramp = np.linspace(0, 1, 64, dtype=np.float32)
+    frames = np.stack([np.stack(list(np.meshgrid(ramp, ramp)) + [np.full((64, 64), t / 8, np.float32)], -1)
+                       for t in range(9)])
+    write_video(path, frames, 16)
+    return path
+
+
+@pytest.mark.parametrize("kind,option", [
+    ("vace", "control_video"), ("vace", "mask"), ("vace", "reference_images"), ("flf2v", "last_image"),
+    ("hunyuan", "negative_prompt"),
+])
+def test_conditioning_options_change_the_frames(kind, option, components, tmp_path):
+    home = tiny.make_home(tmp_path / "home", kind, components=components(kind))
+    catalog = Catalog(Home(home.root))
+    generator = Generator(catalog)
+    image = tmp_path / "start.png"
+    tiny.make_image(64, seed=1).save(image)
+    other = tmp_path / "other.png"
+    tiny.make_image(64, seed=2).save(other)
+    base = {"image": image} if kind in tiny.IMAGE_KINDS else {}
+    flags = {"seed": 3, "negative_prompt": ""}
+    if option == "control_video":
+        extra = {"control_video": _control_video(tmp_path / "control.mp4")}
+    elif option == "mask":
+        base = {"control_video": _control_video(tmp_path / "control.mp4")}
+        extra = {"mask": other}
+    elif option == "reference_images":
+        extra = {"reference_images": [other]}
+    elif option == "last_image":
+        base["last_image"] = image
+        extra = {"last_image": other}
+    else:
+        extra = {}
+    frames = []
+    for more, negative in ((base, ""), ({**base, **extra}, "blurry dark" if option == "negative_prompt" else "")):
+        request = build_request(catalog, home.model_id, {**flags, "negative_prompt": negative,
+                                                         "guidance": 3.0 if kind == "hunyuan" else None},
+                                preference=home.preference, pipeline_kwargs=home.pipeline_kwargs, **more)
+        frames.append(generator.render(request).result.frames)
+    assert frames[0].shape == frames[1].shape == (9, 64, 64, 3)
+    assert np.abs(frames[0] - frames[1]).max() > 1e-3, f"{option} made no difference"

@@ -102,7 +102,7 @@ def test_components_folder_has_no_transformer(kind, components):
     assert index["transformer"] == ["diffusers", tiny.TRANSFORMERS[kind]]
     expected = {"scheduler", "text_encoder", "tokenizer", "vae"}
     expected |= {"text_encoder_2", "tokenizer_2"} if kind in tiny.HUNYUAN_KINDS else set()
-    expected |= {"image_encoder"} if kind == "i2v" else set()
+    expected |= {"image_encoder"} if kind in ("i2v", "flf2v") else set()
     expected |= {"image_processor"} if kind in tiny.IMAGE_KINDS else set()
     assert expected <= {path.name for path in folder.iterdir() if path.is_dir()}
 
@@ -113,6 +113,8 @@ def test_reference_pipeline_runs(kind, components, transformers_):
     kwargs = tiny.call_kwargs(kind)
     if kind in tiny.IMAGE_KINDS:
         kwargs["image"] = tiny.make_image(64)
+    if kind == "flf2v":
+        kwargs["last_image"] = tiny.make_image(64, seed=1)
     frames = pipe(prompt=PROMPT, generator=torch.Generator().manual_seed(0), output_type="np", **kwargs).frames
     assert frames.shape == (1, kwargs["num_frames"], kwargs["height"], kwargs["width"], 3)
     assert frames.dtype.kind == "f" and bool((frames >= 0).all() and (frames <= 1).all())

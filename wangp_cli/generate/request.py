@@ -14,7 +14,9 @@ from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
 
 #: Architectures wangp generates with (WanGP's documented finetune bases and their 1.3B / base siblings).
-SUPPORTED = ("t2v", "t2v_1.3B", "i2v", "i2v_720p", "vace_14B", "vace_1.3B", "hunyuan", "hunyuan_i2v")
+SUPPORTED = ("t2v", "t2v_1.3B", "i2v", "i2v_720p", "flf2v_720p", "vace_14B", "vace_1.3B", "hunyuan", "hunyuan_i2v")
+#: Architectures that take an end image (``--last-image``).
+LAST_IMAGE = ("flf2v_720p",)
 #: CLI flag -> the WanGP settings key it overrides.
 FLAG_KEYS = {"prompt": "prompt", "negative_prompt": "negative_prompt", "resolution": "resolution",
              "frames": "video_length", "steps": "num_inference_steps", "guidance": "guidance_scale",
@@ -116,8 +118,10 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         problems.append(f"'{model_id}' is an image-to-video model: give --image")
     if arch.io_class != "i2v" and (image is not None or last_image is not None):
         problems.append(f"'{model_id}' is a text-to-video model: --image is only for image-to-video models")
-    if last_image is not None and arch.family != "wan":
-        problems.append("--last-image works with Wan image-to-video models only")
+    if last_image is None and arch_id in LAST_IMAGE:
+        problems.append(f"'{model_id}' is a first-last-frame model: give --image and --last-image")
+    if last_image is not None and arch_id not in LAST_IMAGE:
+        problems.append(f"--last-image needs a first-last-frame model ({', '.join(LAST_IMAGE)})")
     vace = arch_id.startswith("vace")
     if not vace and (control_video is not None or mask is not None or reference_images):
         problems.append("--control-video, --mask and --reference-image are for Vace models")

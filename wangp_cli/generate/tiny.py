@@ -4,7 +4,7 @@ Everything is built from configs with seeded random weights; nothing is download
 ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` while diffusers and transformers build, save and load, and puts the
 previous values back, so that the download tests of the same process still see their own environment).
 
-Kinds: ``"t2v"`` (Wan T2V), ``"i2v"`` (Wan I2V), ``"vace"`` (Wan VACE), ``"hunyuan"`` (HunyuanVideo T2V),
+Kinds: ``"t2v"`` (Wan T2V), ``"i2v"`` (Wan I2V), ``"flf2v"`` (Wan first-last frame), ``"vace"`` (Wan VACE), ``"hunyuan"`` (HunyuanVideo T2V),
 ``"hunyuan_i2v"`` (HunyuanVideo I2V, ``token_replace``: 4 input channels, guidance embedding on).
 
 - :func:`make_components` saves a tiny diffusers pipeline and deletes its ``transformer/`` folder: the layout of a
@@ -34,15 +34,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("t2v", "i2v", "vace", "hunyuan", "hunyuan_i2v")
-WAN_KINDS = ("t2v", "i2v", "vace")
+KINDS = ("t2v", "i2v", "flf2v", "vace", "hunyuan", "hunyuan_i2v")
+WAN_KINDS = ("t2v", "i2v", "flf2v", "vace")
 HUNYUAN_KINDS = ("hunyuan", "hunyuan_i2v")
 #: Kinds whose pipeline takes an ``image=``.
-IMAGE_KINDS = ("i2v", "hunyuan_i2v")
+IMAGE_KINDS = ("i2v", "flf2v", "hunyuan_i2v")
 
 PIPELINES = {
     "t2v": "WanPipeline",
     "i2v": "WanImageToVideoPipeline",
+    "flf2v": "WanImageToVideoPipeline",
     "vace": "WanVACEPipeline",
     "hunyuan": "HunyuanVideoPipeline",
     "hunyuan_i2v": "HunyuanVideoImageToVideoPipeline",
@@ -50,6 +51,7 @@ PIPELINES = {
 TRANSFORMERS = {
     "t2v": "WanTransformer3DModel",
     "i2v": "WanTransformer3DModel",
+    "flf2v": "WanTransformer3DModel",
     "vace": "WanVACETransformer3DModel",
     "hunyuan": "HunyuanVideoTransformer3DModel",
     "hunyuan_i2v": "HunyuanVideoTransformer3DModel",
@@ -82,6 +84,8 @@ _HUNYUAN = {"in_channels": 4, "out_channels": 4, "num_attention_heads": 2, "atte
 TRANSFORMER_CONFIGS = {
     "t2v": dict(_WAN),
     "i2v": dict(_WAN, in_channels=36, image_dim=CLIP_VISION_DIM, added_kv_proj_dim=32),
+    # first and last image: 2 x 17 CLIP tokens (16 patches + CLS) with a learned position table
+    "flf2v": dict(_WAN, in_channels=36, image_dim=CLIP_VISION_DIM, added_kv_proj_dim=32, pos_embed_seq_len=34),
     "vace": dict(_WAN, num_layers=10, vace_layers=[0, 2, 4, 6, 8], vace_in_channels=96),
     "hunyuan": dict(_HUNYUAN),
     "hunyuan_i2v": dict(_HUNYUAN, image_condition_type="token_replace"),
@@ -94,6 +98,7 @@ _WAN_CALL = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 
 CALL_KWARGS = {
     "t2v": dict(_WAN_CALL),
     "i2v": dict(_WAN_CALL),
+    "flf2v": dict(_WAN_CALL),
     "vace": dict(_WAN_CALL),
     "hunyuan": {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 2, "guidance_scale": 6.0,
                 "max_sequence_length": 16, "prompt_template": {"template": "{}", "crop_start": 0}},
@@ -224,7 +229,7 @@ def _wan_components(kind: str) -> dict:
                                                relative_attention_max_distance=16, pad_token_id=0,
                                                eos_token_id=1, decoder_start_token_id=0))
     components = {"vae": vae, "scheduler": scheduler, "text_encoder": text_encoder, "tokenizer": _t5_tokenizer()}
-    if kind == "i2v":
+    if kind in ("i2v", "flf2v"):
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
         torch.manual_seed(0)
@@ -352,6 +357,7 @@ _WAN_TOP = {
     "condition_embedder.image_embedder.ff.net.0.proj.": "img_emb.proj.1.",
     "condition_embedder.image_embedder.ff.net.2.": "img_emb.proj.3.",
     "condition_embedder.image_embedder.norm2.": "img_emb.proj.4.",
+    "condition_embedder.image_embedder.pos_embed": "img_emb.emb_pos",
     "patch_embedding.": "patch_embedding.",
     "vace_patch_embedding.": "vace_patch_embedding.",
     "proj_out.": "head.head.",
@@ -542,8 +548,13 @@ def to_diffusers_layout(kind: str, original: dict) -> dict:
     )
 
     _check_kind(kind)
-    if kind in WAN_KINDS:
-        return convert_wan_transformer_to_diffusers(dict(original))
+    if kind in WAN_KINDS:  # diffusers' converter has no name for FLF2V's position table
+        original = dict(original)
+        emb_pos = original.pop("img_emb.emb_pos", None)
+        converted = convert_wan_transformer_to_diffusers(original)
+        if emb_pos is not None:
+            converted["condition_embedder.image_embedder.pos_embed"] = emb_pos
+        return converted
     hidden = next(t.shape[0] for k, t in original.items() if k.endswith(".linear2.weight"))
     return convert_hunyuan_video_transformer_to_diffusers(_presplit_linear1(original, hidden))
 
@@ -584,7 +595,7 @@ def wangp_config(kind: str, model) -> dict:
         return {"_class_name": "WanModel", "dim": c.num_attention_heads * c.attention_head_dim, "ffn_dim": c.ffn_dim,
                 "freq_dim": c.freq_dim, "in_dim": c.in_channels, "out_dim": c.out_channels,
                 "num_heads": c.num_attention_heads, "num_layers": c.num_layers, "text_len": 512, "eps": 1e-06,
-                "model_type": "i2v" if kind == "i2v" else "t2v"}
+                "model_type": "t2v" if kind in ("t2v", "vace") else kind}
     config = {"hidden_size": c.num_attention_heads * c.attention_head_dim, "heads_num": c.num_attention_heads,
               "mm_double_blocks_depth": c.num_layers, "mm_single_blocks_depth": c.num_single_layers,
               "rope_dim_list": list(c.rope_axes_dim), "in_channels": c.in_channels, "out_channels": c.out_channels,
@@ -677,7 +688,7 @@ def reference_pipeline(kind: str, components: Path, transformer):
 # ---------------------------------------------------------------------------------------------------------------
 
 #: The architecture a tiny kind stands in for by default.
-ARCHITECTURES = {"t2v": "t2v_1.3B", "i2v": "i2v", "vace": "vace_14B", "hunyuan": "hunyuan",
+ARCHITECTURES = {"t2v": "t2v_1.3B", "i2v": "i2v", "flf2v": "flf2v_720p", "vace": "vace_14B", "hunyuan": "hunyuan",
                  "hunyuan_i2v": "hunyuan_i2v"}
 #: Architectures whose definitions load a module file on top of the transformer (WanGP ships VACE 14B so).
 MODULE_ARCHITECTURES = {"vace_14B": "vace_14B"}
