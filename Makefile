@@ -24,6 +24,7 @@ bench: install
 	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/quantize_speed.py
+	$(BIN)/python bench/generate_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

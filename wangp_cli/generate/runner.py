@@ -157,6 +157,8 @@ class Generator:
 
     def close(self) -> None:
         """Drop the loaded pipeline (and its GPU memory)."""
+        if self._pipe is None:
+            return
         self._key = self._pipe = None
         import gc
         import sys

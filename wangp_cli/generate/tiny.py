@@ -714,10 +714,11 @@ class TinyHome:
 
 def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = None, quantized: bool = False,
               dtype: str = "bf16", seed: int = 0, components: Path | None = None,
-              model_id: str | None = None) -> TinyHome:
+              model_id: str | None = None, model=None) -> TinyHome:
     """Write ``finetunes/<model_id>.json`` (a local-path definition of ``architecture``), its transformer file in
     WanGP's layout (16-bit, or quanto int8 when ``quantized``), the VACE module where the architecture has one, and
-    the components under ``ckpts/<diffusers repo name>`` (copied from ``components`` when given)."""
+    the components under ``ckpts/<diffusers repo name>`` (copied from ``components`` when given). ``model``: a
+    diffusers transformer of ``kind``'s class to write instead of :func:`make_transformer`'s (another size)."""
     from wangp_cli.core.definitions import Catalog
     from wangp_cli.core.home import Home
     from wangp_cli.core.jsonio import write_json
@@ -745,7 +746,7 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     preference = Preference(quantization="int8" if quantized else "none", dtype=dtype)
     resolved = resolve_model(Catalog(Home(root)), model_id, preference)
     module = Path(root / resolved["modules"][0]["path"]) if resolved["modules"] else None
-    model = make_transformer(kind, seed)
+    model = model if model is not None else make_transformer(kind, seed)
     writer = write_quantized if quantized else write_transformer
     if module is not None and resolved["modules"][0]["quantized"] != quantized:
         raise ValueError(f"the registry has no {'quantized' if quantized else '16-bit'} {dtype} module file")
