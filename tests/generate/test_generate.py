@@ -327,3 +327,20 @@ def test_conditioning_options_change_the_frames(kind, option, components, tmp_pa
         frames.append(generator.render(request).result.frames)
     assert frames[0].shape == frames[1].shape == (9, 64, 64, 3)
     assert np.abs(frames[0] - frames[1]).max() > 1e-3, f"{option} made no difference"
+
+
+def test_a_base_architecture_id_works_like_a_finetune(components, tmp_path):
+    from wangp_cli.core.models import resolve_model
+
+    home = tiny.make_home(tmp_path / "home", "t2v", components=components("t2v"))
+    catalog = Catalog(Home(home.root))
+    builtin = resolve_model(catalog, "t2v_1.3B", home.preference)["transformer"]["path"]
+    (home.root / builtin).parent.mkdir(parents=True, exist_ok=True)
+    home.files[0].rename(home.root / builtin)
+    result = wangp("--home", home.root, "generate", "-m", "t2v_1.3B", "--quantization", "none", "--frames", 5,
+                   "--resolution", "64x64", "--steps", 2, "--prompt", "a boat", "--format", "json",
+                   *pipeline_args(home))
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["transformer"] == [builtin] and "base_model_type" not in record["settings"]
+    assert probe_video(record["path"])["frames"] == 5
