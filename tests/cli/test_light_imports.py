@@ -63,14 +63,17 @@ def test_light_commands_do_not_import_heavy_packages(stand_ins, shipped_home, co
     assert report["stand_in_seen"] is True
 
 
-def test_generate_refuses_bad_values_before_importing_heavy_packages(stand_ins, shipped_home):
+def test_generate_refusals_and_manifest_dry_runs_do_not_import_heavy_packages(stand_ins, shipped_home):
     commands = [["generate", "--help"], ["generate", "-m", "t2v_fusionix", "--frames", "8"],
                 ["generate", "-m", "i2v", "--prompt", "x"], ["generate", "-m", "t2v", "--resolution", "100x64"],
                 ["doctor", "--help"]]
+    manifest = shipped_home / "jobs.jsonl"
+    manifest.write_text('{"model": "t2v_fusionix", "prompt": "a cat"}\n{"model": "i2v", "frames": 8}\n')
+    commands.append(["generate", "--manifest", str(manifest), "--dry-run"])
     env = subprocess_env()
     env["PYTHONPATH"] = os.pathsep.join([str(stand_ins), env["PYTHONPATH"]])
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(shipped_home), json.dumps(commands)],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
-    assert report["codes"] == [0, 2, 2, 2, 0] and report["loaded"] == [] and report["stand_in_seen"] is True
+    assert report["codes"] == [0, 2, 2, 2, 0, 1] and report["loaded"] == [] and report["stand_in_seen"] is True

@@ -72,8 +72,8 @@ def _pipeline_args(values: list[str]) -> dict:
 @handle_errors
 def generate_command(
     ctx: typer.Context,
-    finetune: Annotated[str, typer.Option("--finetune", "-m", help="Definition id (or base architecture id).",
-                                          show_default=False)],
+    finetune: Annotated[Optional[str], typer.Option("--finetune", "-m", help="Definition id (or base architecture "
+                                                    "id).", show_default=False)] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Prompt (settings key 'prompt').", show_default=False)]
     = None,
     image: Annotated[Optional[str], typer.Option(help="Start image (image-to-video models).", show_default=False)]
@@ -113,6 +113,31 @@ def generate_command(
                                                               show_default=False)] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output .mp4 file or folder (default: "
                                                                         "outputs/).", show_default=False)] = None,
+    manifest: Annotated[Optional[str], typer.Option(help="Batch: a JSONL / JSON list of jobs (WanGP settings "
+                                                        "objects or our flag names); one model load per definition.",
+                                                   show_default=False, rich_help_panel="Batch")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="Batch: run shard i/N of the manifest (default: Slurm's "
+                                                     "SLURM_ARRAY_TASK_ID/COUNT when set).", show_default=False,
+                                                rich_help_panel="Batch")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Batch: redo jobs whose video exists.",
+                                        rich_help_panel="Batch")] = False,
+    results: Annotated[Optional[str], typer.Option(help="Batch: results JSONL (default: results.jsonl in the "
+                                                       "output folder).", show_default=False,
+                                                  rich_help_panel="Batch")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Batch: check every job (definition, settings, files "
+                                                            "present or downloadable) without loading a model.",
+                                          rich_help_panel="Batch")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Batch: spread the jobs over Ray actors (a local instance "
+                                                     "unless --ray-address), one per GPU.",
+                                       rich_help_panel="Batch")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Batch: the Ray cluster to use "
+                                                       "(ray://host:10001, auto); implies --ray.", show_default=False,
+                                                       rich_help_panel="Batch")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", min=1, help="Batch: number of Ray actors "
+                                                      "(default: one per GPU, or 2 on CPUs).", show_default=False,
+                                                      rich_help_panel="Batch")] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Batch with Ray: retries of a failed job.",
+                                         rich_help_panel="Batch")] = 1,
     target: TargetOption = Target.july,
     format: FormatOption = DataFormat.text,
 ) -> None:
@@ -134,6 +159,26 @@ def generate_command(
     flags = {"prompt": prompt, "negative_prompt": negative_prompt, "resolution": resolution, "frames": frames,
              "steps": steps, "guidance": guidance, "embedded_guidance": embedded_guidance, "flow_shift": flow_shift,
              "seed": seed}
+    single = {"--finetune": finetune, "--image": image, "--last-image": last_image, "--control-video": control_video,
+              "--mask": mask, "--reference-image": reference_image, **{f"--{k.replace('_', '-')}": v
+                                                                       for k, v in flags.items()}}
+    if manifest is not None:
+        given = [name for name, value in single.items() if value not in (None, [], ())]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be combined with --manifest",
+                             hint="put per-job values in the manifest's records")
+        return run_manifest(ctx, catalog, manifest, Preference(quantization.value, dtype.value), output=output,
+                            profile=profile, components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
+                            shard_text=shard, force=force, results=results, dry_run=dry_run,
+                            ray=ray_address or ("local" if ray else None),
+                            ray_actors=ray_actors, retries=retries, format=format)
+    batch_only = {"--shard": shard, "--force": force, "--results": results, "--dry-run": dry_run, "--ray": ray,
+                  "--ray-address": ray_address, "--ray-actors": ray_actors}
+    if any(batch_only.values()):
+        raise UsageError(f"{', '.join(k for k, v in batch_only.items() if v)} only work with --manifest")
+    if finetune is None:
+        raise UsageError("give --finetune ID (one video) or --manifest FILE (a batch)",
+                         hint="e.g. wangp generate -m t2v_fusionix --prompt \"a cat surfing\"")
     request = build_request(catalog, finetune, flags, preference=Preference(quantization.value, dtype.value),
                             image=image, last_image=last_image, control_video=control_video, mask=mask,
                             reference_images=reference_image or [], output=output, profile=profile,
@@ -154,6 +199,82 @@ def generate_command(
         emit_json(record)
     else:
         emit(record["path"])
+
+
+def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
+                 pipeline_kwargs, shard_text, force, results, dry_run, ray, ray_actors, retries, format) -> None:
+    """``--manifest``: every job of the manifest (or of one shard), serially or over Ray."""
+    import os
+    import time
+    from pathlib import Path
+
+    from wangp_cli.batch.manifest import grouped, parse_shard, read_manifest, shard
+    from wangp_cli.batch.runner import BatchOptions, ResultsFile, dry_run as check_jobs, plan_jobs, summary
+
+    jobs = read_manifest(Path(manifest).resolve())
+    selected = parse_shard(shard_text, dict(os.environ))
+    if selected is not None:
+        jobs = shard(jobs, *selected)
+    output_dir = Path(output).resolve() if output else (catalog.home.root / "outputs").resolve()
+    options = BatchOptions(output_dir=output_dir, preference=preference, force=force, profile=profile,
+                           components=Path(components).resolve() if components else None,
+                           pipeline_kwargs=pipeline_kwargs)
+    planned = plan_jobs(catalog, grouped(jobs), options)
+    quiet = settings(ctx).quiet > 0 or format is DataFormat.json
+    if dry_run:
+        records = check_jobs(catalog, planned)
+        if format is DataFormat.json:
+            emit_json({"jobs": records, "valid": sum(r["status"] == "valid" for r in records), "total": len(records)})
+        else:
+            for record in records:
+                head = f"{record['id']}: model={record['model']}"
+                if record["status"] == "valid":
+                    head += (f", steps={record['steps']}, frames={record['frames']}, {record['resolution']}, "
+                             f"prompt={record['prompt'][:40]!r}")
+                    if record["download"]:
+                        head += f", downloads {len(record['download'])} file(s)"
+                    emit(f"[OK] {head}" + (" (video exists)" if record["exists"] else ""))
+                else:
+                    emit(f"[INVALID] {head}: {record['error']}")
+            emit(f"{sum(r['status'] == 'valid' for r in records)}/{len(records)} job(s) valid")
+        if any(r["status"] != "valid" for r in records):
+            raise typer.Exit(1)
+        return
+    if settings(ctx).verbose == 0:
+        from wangp_cli.generate.engine import quiet_libraries
+
+        quiet_libraries()
+    name = "results.jsonl" if selected is None else f"results.shard-{selected[0]}-of-{selected[1]}.jsonl"
+    results_path = Path(results) if results else output_dir / name
+    done = []
+    start = time.perf_counter()
+
+    def on_result(record: dict) -> None:
+        done.append(record)
+        sink.write(record)
+        if not quiet:
+            state = record["status"] + (f": {record['error']}" if record.get("error") else "")
+            seconds = f" {record['seconds']:.1f} s" if record.get("seconds") is not None else ""
+            sys.stderr.write(f"[Job {len(done)}/{len(planned)}] {record['id']} ({record['model']}) {state}{seconds}\n")
+
+    with ResultsFile(results_path) as sink:
+        if ray is not None:
+            from wangp_cli.batch.ray_backend import run_ray
+
+            run_ray(catalog, planned, options, address=ray, actors=ray_actors, retries=retries, on_result=on_result)
+        else:
+            from wangp_cli.batch.runner import run_serial
+
+            run_serial(catalog, planned, options, on_result=on_result)
+    counts = summary(done)
+    line = (f"{counts['jobs']} job(s) in {time.perf_counter() - start:.1f} s: {counts['ok']} ok, {counts['skipped']} "
+            f"skipped, {counts['failed']} failed, {counts['invalid']} invalid; results in {results_path}")
+    if format is DataFormat.json:
+        emit_json({"summary": counts, "results": str(results_path), "jobs": done})
+    else:
+        emit(line)
+    if counts["failed"] or counts["invalid"]:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -82,10 +82,12 @@ def _existing(path, what: str) -> Path | None:
 
 def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *, preference: Preference | None = None,
                   image=None, last_image=None, control_video=None, mask=None, reference_images=(), output=None,
-                  profile: str | None = None, components=None, pipeline_kwargs: dict | None = None) -> GenerateRequest:
-    """Merge settings (architecture < definition < settings file < flags) and check every value.
+                  profile: str | None = None, components=None, pipeline_kwargs: dict | None = None,
+                  settings: dict | None = None) -> GenerateRequest:
+    """Merge settings (architecture < definition < settings file < ``settings`` < flags) and check every value.
 
     ``flags`` are keyed by :data:`FLAG_KEYS` names (``frames``, ``steps``, ...); None values are ignored.
+    ``settings`` are WanGP settings keys (``video_length``, ``num_inference_steps``, ...), e.g. from a manifest.
     """
     definition = catalog.get(model_id)
     arch_id = definition.architecture or ""
@@ -93,11 +95,12 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     if arch is None or arch_id not in SUPPORTED:
         raise WangpError(f"'{model_id}' is based on '{arch_id}', which wangp cannot generate with",
                          code="unsupported", hint=f"supported architectures: {', '.join(SUPPORTED)}")
-    overrides = {FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None and k in FLAG_KEYS}
+    overrides = {**(settings or {}),
+                 **{FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None and k in FLAG_KEYS}}
     unknown = sorted(set(flags or {}) - set(FLAG_KEYS))
     if unknown:
         raise UsageError(f"unknown generation setting(s): {', '.join(unknown)}")
-    settings, _ = merged_settings(definition, catalog, overrides)
+    settings, _ = merged_settings(definition, catalog, {k: v for k, v in overrides.items() if v is not None})
     width, height = parse_resolution(settings.get("resolution", "832x480"))
     frames = _number(settings, "video_length")
     steps = _number(settings, "num_inference_steps")

@@ -753,7 +753,8 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     writer(kind, model, root / relative, dtype, vace_module_path=module)
     target = root / "ckpts" / arch.diffusers_repo.split("/")[-1]
     if components is not None:
-        shutil.copytree(components, target, dirs_exist_ok=True)
+        if Path(components).resolve() != target.resolve():
+            shutil.copytree(components, target, dirs_exist_ok=True)
     else:
         make_components(kind, target)
     call = CALL_KWARGS[kind]
