@@ -25,6 +25,7 @@ bench: install
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/quantize_speed.py
 	$(BIN)/python bench/generate_speed.py
+	$(BIN)/python bench/batch_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
