@@ -43,6 +43,16 @@ def stand_ins(tmp_path):
     return folder
 
 
+def run_commands(stand_ins, home, commands) -> dict:
+    """Run CLI commands in a fresh interpreter with the stand-ins first on its path; its report."""
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(stand_ins), env["PYTHONPATH"]])
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(home), json.dumps(commands)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 @pytest.mark.parametrize("commands", [
     [["--help"]],
     [["list"], ["list", "--format", "json"], ["list", "--architectures"]],
@@ -52,12 +62,7 @@ def stand_ins(tmp_path):
     [["--help"], ["list"], ["validate"], ["show", "t2v_fusionix"], ["export-settings", "t2v_fusionix"], ["schema"]],
 ], ids=["help", "list", "validate", "show", "export-settings", "all"])
 def test_light_commands_do_not_import_heavy_packages(stand_ins, shipped_home, commands):
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(stand_ins), env["PYTHONPATH"]])
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(shipped_home), json.dumps(commands)],
-                            capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
+    report = run_commands(stand_ins, shipped_home, commands)
     assert report["codes"] == [0] * len(commands)
     assert report["loaded"] == []
     assert report["stand_in_seen"] is True
@@ -70,10 +75,5 @@ def test_generate_refusals_and_manifest_dry_runs_do_not_import_heavy_packages(st
     manifest = shipped_home / "jobs.jsonl"
     manifest.write_text('{"model": "t2v_fusionix", "prompt": "a cat"}\n{"model": "i2v", "frames": 8}\n')
     commands.append(["generate", "--manifest", str(manifest), "--dry-run"])
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(stand_ins), env["PYTHONPATH"]])
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(shipped_home), json.dumps(commands)],
-                            capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
+    report = run_commands(stand_ins, shipped_home, commands)
     assert report["codes"] == [0, 2, 2, 2, 0, 1] and report["loaded"] == [] and report["stand_in_seen"] is True

@@ -15,8 +15,6 @@ from wangp_cli.core.registry import get_architecture
 from wangp_cli.core.settings import EXPORT_VERSIONS, ordered
 from wangp_cli.generate.request import GenerateRequest
 
-STAGES = ("download", "load", "encode", "denoise", "decode", "save")
-
 
 class Reporter:
     """What a front end hears; the default is silent. Override what you need."""
