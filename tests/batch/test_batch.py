@@ -244,3 +244,36 @@ def test_ray_with_two_cpu_actors_makes_the_same_files_as_the_serial_run(home, tm
         assert meta_a == meta_b
     rerun = wangp("--home", home, "generate", "--manifest", manifest, "-o", spread, "--ray", "--format", "json", *SEQ)
     assert json.loads(rerun.stdout)["summary"]["skipped"] == len(records)
+
+
+def test_jobs_exported_for_wangp_are_settings_files_that_read_back_as_the_same_jobs(home, tmp_path):
+    from wangp_cli.batch.runner import BatchOptions, plan_jobs
+    from wangp_cli.core.definitions import Catalog
+    from wangp_cli.core.home import Home
+
+    tiny.make_image(64).save(tmp_path / "ref.png")
+    records = [{"id": "one", "model": "tiny_a", "prompt": "a cat", "frames": 9, "steps": 3, "seed": 5,
+                "quantization": "none"},
+               {"id": "two", "model": "tiny_b", "prompt": "a dog", "guidance": 4.5, "flow_shift": 3},
+               {"id": "bad", "model": "tiny_a", "steps": 0}]
+    manifest = write_manifest(tmp_path / "jobs.jsonl", records)
+    folder = tmp_path / "wangp"
+    result = wangp("--home", home, "generate", "--manifest", manifest, "--export-wangp", folder)
+    assert result.exit_code == 1 and "[INVALID] bad" in result.stdout
+    assert sorted(p.name for p in folder.iterdir()) == ["one.json", "two.json"]
+    one = json.loads((folder / "one.json").read_text())
+    assert one["model_type"] == "tiny_a" and one["video_length"] == 9 and one["num_inference_steps"] == 3
+    assert one["model_filename"].endswith("_bf16.safetensors") and "quanto" not in one["model_filename"]
+    assert list(one)[-2:] == ["model_filename", "model_type"] and one["type"].startswith("WanGP v")
+    two = json.loads((folder / "two.json").read_text())
+    assert "quanto" in two["model_filename"] and two["guidance_scale"] == 4.5 and two["flow_shift"] == 3
+    catalog = Catalog(Home(home))
+    options = BatchOptions(output_dir=tmp_path / "out")
+    original = {p.job.id: p.request.settings for p in plan_jobs(catalog, read_manifest(manifest), options)
+                if p.request}
+    assert one["seed"] == 5 and two["seed"] == -1  # a random seed stays random
+    for name in ("one", "two"):
+        (item,) = plan_jobs(catalog, read_manifest(folder / f"{name}.json"), options)
+        back = {k: v for k, v in item.request.settings.items() if k != "seed"}
+        assert back == {k: v for k, v in original[name].items() if k in back}
+        assert item.request.random_seed is (name == "two")

@@ -101,6 +101,34 @@ def dry_run(catalog: Catalog, planned: list[Planned]) -> list[dict]:
     return records
 
 
+def wangp_settings(catalog: Catalog, item: Planned) -> dict:
+    """The job as a WanGP settings file (``wgp.py --process``): its merged settings in WanGP's export format."""
+    from wangp_cli.core.models import choose_transformer
+    from wangp_cli.core.settings import export_settings
+
+    request = item.request
+    definition = catalog.get(request.model_id)
+    filename = choose_transformer(catalog, definition, request.preference)["path"]
+    settings = dict(request.settings, seed=-1) if request.random_seed else request.settings  # WanGP draws it
+    return export_settings(definition, catalog, filename, settings=settings)
+
+
+def export_for_wangp(catalog: Catalog, planned: list[Planned], folder: Path) -> list[dict]:
+    """Write ``<folder>/<id>.json`` for every valid job; one record per job (media inputs are not part of
+    WanGP's settings files: WanGP takes them from its queue files, so they are reported as left out)."""
+    from wangp_cli.core.jsonio import write_json
+
+    records = []
+    for item in planned:
+        record = {"id": item.job.id, "model": item.job.model_id, "status": "invalid", "error": item.error}
+        if item.error is None:
+            path = Path(folder) / f"{item.job.id}.json"
+            write_json(path, wangp_settings(catalog, item))
+            record.update(status="written", path=str(path), left_out=sorted(item.job.media))
+        records.append(record)
+    return records
+
+
 def _base_record(item: Planned) -> dict:
     job, request = item.job, item.request
     record = {"id": job.id, "index": job.index, "line": job.line, "model": job.model_id}

@@ -127,6 +127,10 @@ def generate_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Batch: check every job (definition, settings, files "
                                                             "present or downloadable) without loading a model.",
                                           rich_help_panel="Batch")] = False,
+    export_wangp: Annotated[Optional[str], typer.Option("--export-wangp", metavar="DIR", help="Batch: write each "
+                                                        "job as a WanGP settings file DIR/<id>.json (for wgp.py "
+                                                        "--process) instead of generating.", show_default=False,
+                                                        rich_help_panel="Batch")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Batch: spread the jobs over Ray actors (a local instance "
                                                      "unless --ray-address), one per GPU.",
                                        rich_help_panel="Batch")] = False,
@@ -169,10 +173,11 @@ def generate_command(
                              hint="put per-job values in the manifest's records")
         return run_manifest(ctx, catalog, manifest, Preference(quantization.value, dtype.value), output=output,
                             profile=profile, components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
-                            shard_text=shard, force=force, results=results, dry_run=dry_run,
+                            shard_text=shard, force=force, results=results, dry_run=dry_run, export_wangp=export_wangp,
                             ray=ray_address or ("local" if ray else None),
                             ray_actors=ray_actors, retries=retries, format=format)
-    batch_only = {"--shard": shard, "--force": force, "--results": results, "--dry-run": dry_run, "--ray": ray,
+    batch_only = {"--shard": shard, "--force": force, "--results": results, "--dry-run": dry_run,
+                  "--export-wangp": export_wangp, "--ray": ray,
                   "--ray-address": ray_address, "--ray-actors": ray_actors}
     if any(batch_only.values()):
         raise UsageError(f"{', '.join(k for k, v in batch_only.items() if v)} only work with --manifest")
@@ -202,7 +207,8 @@ def generate_command(
 
 
 def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
-                 pipeline_kwargs, shard_text, force, results, dry_run, ray, ray_actors, retries, format) -> None:
+                 pipeline_kwargs, shard_text, force, results, dry_run, export_wangp, ray, ray_actors, retries,
+                 format) -> None:
     """``--manifest``: every job of the manifest (or of one shard), serially or over Ray."""
     import os
     import time
@@ -221,6 +227,23 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
                            pipeline_kwargs=pipeline_kwargs)
     planned = plan_jobs(catalog, grouped(jobs), options)
     quiet = settings(ctx).quiet > 0 or format is DataFormat.json
+    if export_wangp is not None:
+        from wangp_cli.batch.runner import export_for_wangp
+
+        records = export_for_wangp(catalog, planned, Path(export_wangp))
+        if format is DataFormat.json:
+            emit_json({"jobs": records})
+        else:
+            for record in records:
+                if record["status"] == "written":
+                    left = f" (left out, not in WanGP settings files: {', '.join(record['left_out'])})" \
+                        if record["left_out"] else ""
+                    emit(f"{record['path']}{left}")
+                else:
+                    emit(f"[INVALID] {record['id']}: {record['error']}")
+        if any(r["status"] == "invalid" for r in records):
+            raise typer.Exit(1)
+        return
     if dry_run:
         records = check_jobs(catalog, planned)
         if format is DataFormat.json:

@@ -130,16 +130,18 @@ def ordered(settings: dict) -> dict:
 
 
 def export_settings(definition: Definition, catalog: Catalog, model_filename: str, *,
-                    form: str = "export") -> dict:
+                    form: str = "export", settings: dict | None = None) -> dict:
     """Settings in WanGP's format.
 
     ``form="export"``: what "Export Settings" writes (per-architecture keys removed, null-free, media inputs left
     out, ``model_filename`` and ``model_type`` last). ``form="settings"``: what WanGP stores as
-    ``settings/<id>_settings.json`` (all keys, ``type`` and ``settings_version``).
+    ``settings/<id>_settings.json`` (all keys, ``type`` and ``settings_version``). ``settings``: merged settings
+    to export instead of the definition's own (a generation request's).
     """
     target = catalog.target
     version, settings_version = EXPORT_VERSIONS[target]
-    settings, _ = merged_settings(definition, catalog)
+    if settings is None:
+        settings, _ = merged_settings(definition, catalog)
     arch_id = definition.architecture or definition.id
     arch = get_architecture(arch_id, target)
     if form == "export":

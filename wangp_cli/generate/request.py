@@ -50,6 +50,7 @@ class GenerateRequest:
     profile: str | None = None
     components: Path | None = None
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for the diffusers call
+    random_seed: bool = False  # the settings asked for -1: ``seed`` was drawn
 
     @property
     def is_vace(self) -> bool:
@@ -132,7 +133,8 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         problems.append("--mask needs --control-video")
     if problems:
         raise UsageError("; ".join(problems), hint="fix the flags or the definition's settings")
-    if seed == -1:
+    random_seed = seed == -1
+    if random_seed:
         seed = secrets.randbelow(MAX_SEED + 1)
     settings["seed"] = seed
     return GenerateRequest(
@@ -142,4 +144,5 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         control_video=_existing(control_video, "control video"), mask=_existing(mask, "mask"),
         reference_images=[_existing(p, "reference image") for p in reference_images],
         output=Path(output) if output else None, profile=profile,
-        components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}))
+        components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}),
+        random_seed=random_seed)
