@@ -277,3 +277,26 @@ def test_jobs_exported_for_wangp_are_settings_files_that_read_back_as_the_same_j
         back = {k: v for k, v in item.request.settings.items() if k != "seed"}
         assert back == {k: v for k, v in original[name].items() if k in back}
         assert item.request.random_seed is (name == "two")
+
+
+WANGP_EXPORT = {  # what WanGP 7's "Export Settings" writes for t2v_fusionix (keys in its order)
+    "prompt": "A large orange octopus is seen resting on the bottom of the ocean floor.",
+    "negative_prompt": "", "resolution": "832x480", "video_length": 81, "num_inference_steps": 8, "seed": 42,
+    "repeat_generation": 1, "multi_images_gen_type": 0, "guidance_scale": 1, "flow_shift": 5,
+    "activated_loras": [], "loras_multipliers": "", "tea_cache_setting": 0, "tea_cache_start_step_perc": 0,
+    "RIFLEx_setting": 0, "slg_switch": 0, "slg_layers": [9], "slg_start_perc": 10, "slg_end_perc": 90,
+    "cfg_star_switch": 0, "cfg_zero_step": -1, "sample_solver": "unipc",
+    "type": "WanGP v7.0 by DeepBeepMeep - Wan text2video FusioniX 14B", "settings_version": 2.22,
+    "model_filename": "ckpts/Wan14BT2VFusioniX_quanto_bf16_int8.safetensors", "model_type": "t2v_fusionix",
+}
+
+
+def test_a_file_exported_by_wangp_itself_is_a_valid_job(shipped_home, tmp_path):
+    path = tmp_path / "t2v_fusionix_2025-07-20-10h11m12s.json"
+    path.write_text(json.dumps(WANGP_EXPORT, indent=4))
+    result = wangp("--home", shipped_home, "generate", "--manifest", path, "--dry-run", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (job,) = json.loads(result.stdout)["jobs"]
+    assert job["status"] == "valid" and job["model"] == "t2v_fusionix" and job["seed"] == 42
+    assert (job["frames"], job["steps"], job["resolution"]) == (81, 8, "832x480")
+    assert "ckpts/Wan14BT2VFusioniX_quanto_bf16_int8.safetensors" in job["download"]
