@@ -212,6 +212,39 @@ def run_serial(catalog: Catalog, planned: list[Planned], options: BatchOptions, 
     return records
 
 
+def prepare(catalog: Catalog, manifest: Path, options: BatchOptions,
+            selected: tuple[int, int] | None = None) -> list[Planned]:
+    """The manifest's jobs (or one shard's), grouped by model and checked."""
+    from wangp_cli.batch.manifest import grouped, read_manifest, shard
+
+    jobs = read_manifest(Path(manifest).resolve())
+    if selected is not None:
+        jobs = shard(jobs, *selected)
+    return plan_jobs(catalog, grouped(jobs), options)
+
+
+def results_name(selected: tuple[int, int] | None) -> str:
+    return "results.jsonl" if selected is None else f"results.shard-{selected[0]}-of-{selected[1]}.jsonl"
+
+
+def run_manifest(catalog: Catalog, planned: list[Planned], options: BatchOptions, results_path: Path, *,
+                 ray_address: str | None = None, ray_actors: int | None = None, retries: int = 1,
+                 on_result=None) -> list[dict]:
+    """Run the planned jobs (here, or on Ray when ``ray_address`` is given), every record into the results file."""
+    with ResultsFile(results_path) as sink:
+        def record(result: dict) -> None:
+            sink.write(result)
+            if on_result:
+                on_result(result)
+
+        if ray_address is not None:
+            from wangp_cli.batch.ray_backend import run_ray
+
+            return run_ray(catalog, planned, options, address=ray_address, actors=ray_actors, retries=retries,
+                           on_result=record)
+        return run_serial(catalog, planned, options, on_result=record)
+
+
 def summary(records: list[dict]) -> dict:
     counts = {status: 0 for status in STATUSES}
     for record in records:

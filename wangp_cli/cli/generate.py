@@ -206,96 +206,87 @@ def generate_command(
         emit(record["path"])
 
 
+def _dry_run_line(record: dict) -> str:
+    """``[OK] id: model=..., steps=..., ...`` or ``[INVALID] id: model=...: reason`` (WanGP's dry-run shape)."""
+    head = f"{record['id']}: model={record['model']}"
+    if record["status"] != "valid":
+        return f"[INVALID] {head}: {record['error']}"
+    head += (f", steps={record['steps']}, frames={record['frames']}, {record['resolution']}, "
+             f"prompt={record['prompt'][:40]!r}")
+    if record["download"]:
+        head += f", downloads {len(record['download'])} file(s)"
+    return f"[OK] {head}" + (" (video exists)" if record["exists"] else "")
+
+
 def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
                  pipeline_kwargs, shard_text, force, results, dry_run, export_wangp, ray, ray_actors, retries,
                  format) -> None:
-    """``--manifest``: every job of the manifest (or of one shard), serially or over Ray."""
+    """``--manifest``: every job of the manifest (or of one shard), serially or over Ray; or a check / an export."""
     import os
     import time
     from pathlib import Path
 
-    from wangp_cli.batch.manifest import grouped, parse_shard, read_manifest, shard
-    from wangp_cli.batch.runner import BatchOptions, ResultsFile, dry_run as check_jobs, plan_jobs, summary
+    from wangp_cli.batch import runner
+    from wangp_cli.batch.manifest import parse_shard
 
-    jobs = read_manifest(Path(manifest).resolve())
     selected = parse_shard(shard_text, dict(os.environ))
-    if selected is not None:
-        jobs = shard(jobs, *selected)
     output_dir = Path(output).resolve() if output else (catalog.home.root / "outputs").resolve()
-    options = BatchOptions(output_dir=output_dir, preference=preference, force=force, profile=profile,
-                           components=Path(components).resolve() if components else None,
-                           pipeline_kwargs=pipeline_kwargs)
-    planned = plan_jobs(catalog, grouped(jobs), options)
-    quiet = settings(ctx).quiet > 0 or format is DataFormat.json
+    options = runner.BatchOptions(output_dir=output_dir, preference=preference, force=force, profile=profile,
+                                  components=Path(components).resolve() if components else None,
+                                  pipeline_kwargs=pipeline_kwargs)
+    planned = runner.prepare(catalog, Path(manifest), options, selected)
     if export_wangp is not None:
-        from wangp_cli.batch.runner import export_for_wangp
-
-        records = export_for_wangp(catalog, planned, Path(export_wangp))
+        records = runner.export_for_wangp(catalog, planned, Path(export_wangp))
         if format is DataFormat.json:
             emit_json({"jobs": records})
         else:
             for record in records:
-                if record["status"] == "written":
-                    left = f" (left out, not in WanGP settings files: {', '.join(record['left_out'])})" \
-                        if record["left_out"] else ""
-                    emit(f"{record['path']}{left}")
-                else:
+                if record["status"] != "written":
                     emit(f"[INVALID] {record['id']}: {record['error']}")
+                elif record["left_out"]:
+                    emit(f"{record['path']} (left out, not in WanGP settings files: {', '.join(record['left_out'])})")
+                else:
+                    emit(record["path"])
         if any(r["status"] == "invalid" for r in records):
             raise typer.Exit(1)
         return
     if dry_run:
-        records = check_jobs(catalog, planned)
+        records = runner.dry_run(catalog, planned)
+        valid = sum(r["status"] == "valid" for r in records)
         if format is DataFormat.json:
-            emit_json({"jobs": records, "valid": sum(r["status"] == "valid" for r in records), "total": len(records)})
+            emit_json({"jobs": records, "valid": valid, "total": len(records)})
         else:
             for record in records:
-                head = f"{record['id']}: model={record['model']}"
-                if record["status"] == "valid":
-                    head += (f", steps={record['steps']}, frames={record['frames']}, {record['resolution']}, "
-                             f"prompt={record['prompt'][:40]!r}")
-                    if record["download"]:
-                        head += f", downloads {len(record['download'])} file(s)"
-                    emit(f"[OK] {head}" + (" (video exists)" if record["exists"] else ""))
-                else:
-                    emit(f"[INVALID] {head}: {record['error']}")
-            emit(f"{sum(r['status'] == 'valid' for r in records)}/{len(records)} job(s) valid")
-        if any(r["status"] != "valid" for r in records):
+                emit(_dry_run_line(record))
+            emit(f"{valid}/{len(records)} job(s) valid")
+        if valid != len(records):
             raise typer.Exit(1)
         return
     if settings(ctx).verbose == 0:
         from wangp_cli.generate.engine import quiet_libraries
 
         quiet_libraries()
-    name = "results.jsonl" if selected is None else f"results.shard-{selected[0]}-of-{selected[1]}.jsonl"
-    results_path = Path(results) if results else output_dir / name
+    results_path = Path(results) if results else output_dir / runner.results_name(selected)
+    quiet = settings(ctx).quiet > 0 or format is DataFormat.json
     done = []
     start = time.perf_counter()
 
-    def on_result(record: dict) -> None:
+    def progress(record: dict) -> None:
         done.append(record)
-        sink.write(record)
         if not quiet:
             state = record["status"] + (f": {record['error']}" if record.get("error") else "")
             seconds = f" {record['seconds']:.1f} s" if record.get("seconds") is not None else ""
             sys.stderr.write(f"[Job {len(done)}/{len(planned)}] {record['id']} ({record['model']}) {state}{seconds}\n")
 
-    with ResultsFile(results_path) as sink:
-        if ray is not None:
-            from wangp_cli.batch.ray_backend import run_ray
-
-            run_ray(catalog, planned, options, address=ray, actors=ray_actors, retries=retries, on_result=on_result)
-        else:
-            from wangp_cli.batch.runner import run_serial
-
-            run_serial(catalog, planned, options, on_result=on_result)
-    counts = summary(done)
-    line = (f"{counts['jobs']} job(s) in {time.perf_counter() - start:.1f} s: {counts['ok']} ok, {counts['skipped']} "
-            f"skipped, {counts['failed']} failed, {counts['invalid']} invalid; results in {results_path}")
+    runner.run_manifest(catalog, planned, options, results_path, ray_address=ray, ray_actors=ray_actors,
+                        retries=retries, on_result=progress)
+    counts = runner.summary(done)
     if format is DataFormat.json:
         emit_json({"summary": counts, "results": str(results_path), "jobs": done})
     else:
-        emit(line)
+        emit(f"{counts['jobs']} job(s) in {time.perf_counter() - start:.1f} s: {counts['ok']} ok, "
+             f"{counts['skipped']} skipped, {counts['failed']} failed, {counts['invalid']} invalid; "
+             f"results in {results_path}")
     if counts["failed"] or counts["invalid"]:
         raise typer.Exit(1)
 
