@@ -300,3 +300,18 @@ def test_a_file_exported_by_wangp_itself_is_a_valid_job(shipped_home, tmp_path):
     assert job["status"] == "valid" and job["model"] == "t2v_fusionix" and job["seed"] == 42
     assert (job["frames"], job["steps"], job["resolution"]) == (81, 8, "832x480")
     assert "ckpts/Wan14BT2VFusioniX_quanto_bf16_int8.safetensors" in job["download"]
+
+
+def test_ray_retries_a_failed_job_and_still_finishes_the_others(home, tmp_path):
+    pytest.importorskip("ray")
+    records = [{"id": "fine", "model": "tiny_a", "seed": 1, "frames": 1, "quantization": "none"},
+               {"id": "broken", "model": "tiny_a", "seed": 1, "frames": 1, "quantization": "none",
+                "negative_prompt": ["not", "a", "string"]}]
+    manifest = write_manifest(tmp_path / "jobs.jsonl", records)
+    result = wangp("--home", home, "generate", "--manifest", manifest, "-o", tmp_path / "out", "--ray",
+                   "--ray-actors", 1, "--retries", 2, "--format", "json", *SEQ)
+    assert result.exit_code == 1
+    jobs = {job["id"]: job for job in json.loads(result.stdout)["jobs"]}
+    assert jobs["broken"]["status"] == "failed" and jobs["broken"]["attempts"] == 3
+    assert jobs["fine"]["status"] == "ok" and jobs["fine"]["attempts"] == 1
+    assert {r["id"] for r in results(tmp_path / "out" / "results.jsonl")} == {"fine", "broken"}

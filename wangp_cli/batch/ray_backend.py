@@ -44,7 +44,9 @@ def _init(ray, address: str | None, actors: int) -> bool:
     kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address in (None, "", "local"):
         package_root = str(Path(__file__).resolve().parents[2])  # workers import wangp_cli as the driver does
-        kwargs.update(num_cpus=max(actors, 1), runtime_env={"env_vars": {"PYTHONPATH": package_root}})
+        # jobs and results are small records (videos go to disk): a small object store fits any /dev/shm
+        kwargs.update(num_cpus=max(actors, 1), object_store_memory=256 * 1024**2,
+                      runtime_env={"env_vars": {"PYTHONPATH": package_root}})
     else:
         kwargs["address"] = address
     try:
