@@ -780,7 +780,8 @@ class HttpServer:
         self.ranges = ranges
         self.settle_timeout = 2.0
         self._requests: List[LoggedRequest] = []
-        self._responses: List[LoggedResponse] = []
+        self._responses: List[tuple] = []  # (arrival number of the request, LoggedResponse)
+        self._arrivals = 0
         self._lock = threading.Lock()
         self._server: Optional[_ThreadingServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -811,7 +812,8 @@ class HttpServer:
         while True:
             with self._lock:
                 if len(self._responses) >= len(self._requests) or time.monotonic() > deadline:
-                    return list(self._responses)
+                    # in the order the requests came: handler threads may finish in another order
+                    return [response for _, response in sorted(self._responses, key=lambda pair: pair[0])]
             time.sleep(0.01)
 
     def bytes_sent(self, path: Optional[str] = None, method: str = "GET") -> int:
@@ -822,9 +824,15 @@ class HttpServer:
             self._requests.clear()
             self._responses.clear()
 
-    def _record(self, kind: str, item) -> None:
+    def _record(self, kind: str, item, arrival: int = 0) -> int:
+        """Log a request (returns its arrival number) or the response to the request of ``arrival``."""
         with self._lock:
-            (self._requests if kind == "request" else self._responses).append(item)
+            if kind == "request":
+                self._requests.append(item)
+                self._arrivals += 1
+                return self._arrivals
+            self._responses.append((arrival, item))
+            return arrival
 
     def start(self) -> "HttpServer":
         if self._server is not None:
@@ -885,7 +893,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server_owner
         path = self.path.split("?", 1)[0]
         range_header = self.headers.get("Range")
-        owner._record("request", LoggedRequest(self.command, path, range_header))
+        arrival = owner._record("request", LoggedRequest(self.command, path, range_header))
         self._sent = 0
         self._status = 0
         try:
@@ -893,7 +901,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
             self.close_connection = True
         finally:
-            owner._record("response", LoggedResponse(self.command, path, range_header, self._status, self._sent))
+            owner._record("response", LoggedResponse(self.command, path, range_header, self._status, self._sent),
+                          arrival)
 
     def send_response(self, code, message=None):
         self._status = code
