@@ -135,8 +135,9 @@ def export_settings(definition: Definition, catalog: Catalog, model_filename: st
 
     ``form="export"``: what "Export Settings" writes (per-architecture keys removed, null-free, media inputs left
     out, ``model_filename`` and ``model_type`` last). ``form="settings"``: what WanGP stores as
-    ``settings/<id>_settings.json`` (all keys, ``type`` and ``settings_version``). ``settings``: merged settings
-    to export instead of the definition's own (a generation request's).
+    ``settings/<id>_settings.json`` (all keys, ``type`` and ``settings_version``). ``form="metadata"``: what WanGP
+    embeds in a video (every setting used, then the export's trailing keys). ``settings``: merged settings to
+    export instead of the definition's own (a generation request's).
     """
     target = catalog.target
     version, settings_version = EXPORT_VERSIONS[target]
@@ -148,14 +149,14 @@ def export_settings(definition: Definition, catalog: Catalog, model_filename: st
         base_file = " ".join(arch.urls + list(arch.modules)) if arch else ""
         removed = _removed_for(arch_id, base_file, target)
         settings = {k: v for k, v in settings.items() if k not in removed and v is not None}
-    else:
+    elif form == "settings":
         settings = {k: v for k, v in settings.items() if k not in MEDIA_KEYS}
     result = ordered(settings)
     result["type"] = f"WanGP v{version} by DeepBeepMeep - {definition.name}"
     result["settings_version"] = settings_version
     if target != "v6" and definition.id != arch_id:
         result["base_model_type"] = arch_id
-    if form == "export":
+    if form in ("export", "metadata"):
         result["model_filename"] = model_filename
         result["model_type"] = definition.id
     return result

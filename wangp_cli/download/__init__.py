@@ -6,7 +6,6 @@ Importing this package is cheap; huggingface_hub is imported inside the function
 from __future__ import annotations
 
 import os
-
 import re
 import shutil
 from pathlib import Path

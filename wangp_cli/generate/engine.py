@@ -9,8 +9,9 @@ from pathlib import Path
 from wangp_cli.core.errors import UsageError, WangpError
 
 PIPELINES = {"t2v": "WanPipeline", "t2v_1.3B": "WanPipeline", "i2v": "WanImageToVideoPipeline",
-             "i2v_720p": "WanImageToVideoPipeline", "flf2v_720p": "WanImageToVideoPipeline", "vace_14B": "WanVACEPipeline", "vace_1.3B": "WanVACEPipeline",
-             "hunyuan": "HunyuanVideoPipeline", "hunyuan_i2v": "HunyuanVideoImageToVideoPipeline"}
+             "i2v_720p": "WanImageToVideoPipeline", "flf2v_720p": "WanImageToVideoPipeline",
+             "vace_14B": "WanVACEPipeline", "vace_1.3B": "WanVACEPipeline", "hunyuan": "HunyuanVideoPipeline",
+             "hunyuan_i2v": "HunyuanVideoImageToVideoPipeline"}
 #: Memory profiles, most VRAM first. ``cpu`` runs without an accelerator.
 PROFILES = {
     "gpu": "whole pipeline on the GPU (fastest, most VRAM)",
@@ -19,8 +20,6 @@ PROFILES = {
     "lowvram": "group offloading plus VAE tiling (least VRAM)",
     "cpu": "everything on the CPU (slow; for tests and tiny models)",
 }
-_TOWER_CLASSES = ("WanTransformerBlock", "WanVACETransformerBlock", "HunyuanVideoTransformerBlock",
-                  "HunyuanVideoSingleTransformerBlock")
 
 
 @dataclass

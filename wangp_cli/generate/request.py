@@ -12,9 +12,10 @@ from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.registry import get_architecture
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
+from wangp_cli.generate.engine import PIPELINES
 
 #: Architectures wangp generates with (WanGP's documented finetune bases and their 1.3B / base siblings).
-SUPPORTED = ("t2v", "t2v_1.3B", "i2v", "i2v_720p", "flf2v_720p", "vace_14B", "vace_1.3B", "hunyuan", "hunyuan_i2v")
+SUPPORTED = tuple(PIPELINES)
 #: Architectures that take an end image (``--last-image``).
 LAST_IMAGE = ("flf2v_720p",)
 #: CLI flag -> the WanGP settings key it overrides.

@@ -12,7 +12,6 @@ from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import WangpError
 from wangp_cli.core.models import resolve_model
 from wangp_cli.core.registry import get_architecture
-from wangp_cli.core.settings import EXPORT_VERSIONS, ordered
 from wangp_cli.generate.request import GenerateRequest
 
 
@@ -81,17 +80,12 @@ def fetch_missing(catalog: Catalog, request: GenerateRequest, files: ModelFiles)
     download(plan, catalog.home)
 
 
-def wangp_metadata(request: GenerateRequest, definition_name: str, model_filename: str, target: str,
-                   generation_time: float) -> dict:
+def wangp_metadata(catalog: Catalog, request: GenerateRequest, model_filename: str, generation_time: float) -> dict:
     """The settings block WanGP embeds in its videos (``prepare_inputs_dict("metadata")``)."""
-    version, settings_version = EXPORT_VERSIONS[target]
-    metadata = ordered(dict(request.settings))
-    metadata["type"] = f"WanGP v{version} by DeepBeepMeep - {definition_name}"
-    metadata["settings_version"] = settings_version
-    if request.model_id != request.architecture:
-        metadata["base_model_type"] = request.architecture
-    metadata["model_filename"] = model_filename
-    metadata["model_type"] = request.model_id
+    from wangp_cli.core.settings import export_settings
+
+    definition = catalog.get(request.model_id)
+    metadata = export_settings(definition, catalog, model_filename, form="metadata", settings=dict(request.settings))
     metadata["generation_time"] = round(generation_time)
     return metadata
 
@@ -197,8 +191,7 @@ class Generator:
         files, timings, result = rendering.files, rendering.timings, rendering.result
         mark = time.perf_counter()
         path = output_path(self.catalog, request, datetime.now())
-        definition = self.catalog.get(request.model_id)
-        metadata = wangp_metadata(request, definition.name, Path(files.transformer[0]).name, self.catalog.target,
+        metadata = wangp_metadata(self.catalog, request, Path(files.transformer[0]).name,
                                   time.perf_counter() - rendering.started)
         write_video(path, result.frames, request.fps, metadata)
         timings["save"] = time.perf_counter() - mark

@@ -8,13 +8,13 @@ assignment, quanto int8 with optimum-quanto's ``requantize``. Heavy imports stay
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
+from wangp_cli.quantize.safetensors_io import decode_metadata, quantization_map
 
 QUANTO_SUFFIXES = (".weight._data", ".weight._scale", ".input_scale", ".output_scale")
 _BLOCK = re.compile(r"^(blocks|vace_blocks|double_blocks|single_blocks)\.(\d+)\.")
@@ -45,18 +45,6 @@ class Checkpoint:
         return max(counts, key=counts.get) if counts else torch.bfloat16
 
 
-def _decode(metadata: dict, key: str) -> dict:
-    raw = metadata.get(f"{key}_base64")
-    try:
-        if raw:
-            return json.loads(base64.b64decode(raw))
-        if metadata.get(key):
-            return json.loads(metadata[key])
-    except ValueError:
-        pass
-    return {}
-
-
 def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
     """Tensors of the main file then its modules (later files add keys); maps and config from the metadata."""
     from safetensors import SafetensorError, safe_open
@@ -74,12 +62,15 @@ def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
         except (SafetensorError, OSError) as exc:
             raise WangpError(f"cannot read '{path}': {exc}", code="format",
                              hint="is it a complete .safetensors file? 'wangp download' fetches it again") from None
-        qmap = _decode(metadata, "quantization_map")
-        sidecar = path.with_name(path.stem + "_map.json")
-        if not qmap and sidecar.is_file():
-            qmap = json.loads(sidecar.read_text())
-        checkpoint.quantization_map.update(qmap)
-        checkpoint.config = _decode(metadata, "config") or checkpoint.config
+        decoded = decode_metadata(metadata)
+        checkpoint.quantization_map.update(quantization_map(path, decoded) or {})
+        config = decoded.get("config")
+        if isinstance(config, str):  # stored as plain JSON
+            try:
+                config = json.loads(config)
+            except ValueError:
+                config = None
+        checkpoint.config = config if isinstance(config, dict) and config else checkpoint.config
         checkpoint.files.append(str(path))
     return checkpoint
 

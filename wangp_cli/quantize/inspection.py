@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections import Counter
 from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
 from wangp_cli.quantize.quantizer import quantized_modules, towers
-from wangp_cli.quantize.safetensors_io import read_header
-
-
-def _decoded_metadata(metadata: dict) -> dict:
-    """mmgp's convention: every ``<key>_base64`` value is base64 JSON."""
-    decoded = {}
-    for key, value in metadata.items():
-        if key.endswith("_base64"):
-            try:
-                decoded[key[: -len("_base64")]] = json.loads(base64.b64decode(value))
-            except ValueError:
-                decoded[key] = value
-        else:
-            decoded[key] = value
-    return decoded
+from wangp_cli.quantize.safetensors_io import decode_metadata, quantization_map, read_header
 
 
 def _layout(names: set[str]) -> str:
@@ -60,14 +44,8 @@ def inspect_checkpoint(path) -> dict:
     if not path.is_file():
         raise WangpError(f"'{path}' does not exist", code="missing")
     offset, entries, metadata = read_header(path)
-    decoded = _decoded_metadata(metadata)
-    qmap = decoded.get("quantization_map")
-    sidecar = path.with_name(path.name.rsplit(".", 1)[0] + "_map.json")
-    if not qmap and sidecar.is_file():
-        try:
-            qmap = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            qmap = None
+    decoded = decode_metadata(metadata)
+    qmap = quantization_map(path, decoded)
     names = {e.name for e in entries}
     shapes = {e.name: e.shape for e in entries}
     quantized = sorted(qmap) if isinstance(qmap, dict) else []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
-from wangp_cli.quantize.safetensors_io import FLOATS, Entry, TensorReader, encode_header
+from wangp_cli.quantize.safetensors_io import FLOATS, Entry, TensorReader, decode_metadata, encode_header
 
 TARGET_CODES = {"bf16": "BF16", "fp16": "F16"}
 #: WanGP keeps these in fp32 in every file (``lock_layers_dtypes``).
@@ -171,13 +171,8 @@ def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict |
 
 
 def _embedded_config(metadata: dict) -> dict | None:
-    raw = metadata.get("config_base64")
-    if raw:
-        try:
-            return json.loads(base64.b64decode(raw))
-        except ValueError:
-            return None
-    return None
+    config = decode_metadata(metadata).get("config")
+    return config if isinstance(config, dict) else None
 
 
 def _bytes_of(tensor) -> memoryview:

@@ -6,10 +6,12 @@ the same order; the header is ``json.dumps`` with default separators, ``__metada
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
 
@@ -17,6 +19,41 @@ ELEMENT_SIZE = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "I8": 1, "U8": 1, "I16"
                 "I64": 8, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 FLOATS = ("BF16", "F16", "F32", "F64")
 MAX_HEADER = 100 * 1024 * 1024
+
+
+def decode_metadata(metadata: dict) -> dict:
+    """mmgp's convention: every ``<key>_base64`` value is base64 JSON (stored under ``<key>``)."""
+    decoded = {}
+    for key, value in metadata.items():
+        if key.endswith("_base64"):
+            try:
+                decoded[key[: -len("_base64")]] = json.loads(base64.b64decode(value))
+            except ValueError:
+                decoded[key] = value
+        else:
+            decoded[key] = value
+    return decoded
+
+
+def quantization_map(path, decoded: dict) -> dict | None:
+    """The quanto map of a file: from its (decoded) metadata, else from mmgp's ``<stem>_map.json`` beside it."""
+    qmap = decoded.get("quantization_map")
+    if isinstance(qmap, str):  # stored as plain JSON
+        try:
+            qmap = json.loads(qmap)
+        except ValueError:
+            qmap = None
+    if isinstance(qmap, dict) and qmap:
+        return qmap
+    path = Path(path)
+    sidecar = path.with_name(path.name.rsplit(".", 1)[0] + "_map.json")
+    if sidecar.is_file():
+        try:
+            qmap = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return qmap if isinstance(qmap, dict) else None
+    return None
 
 
 @dataclass(frozen=True)
