@@ -8,6 +8,12 @@ from typing import Annotated
 import typer
 
 
+class ColorMode(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
 class DataFormat(str, Enum):
     text = "text"
     json = "json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -11,27 +10,41 @@ from dataclasses import dataclass
 import typer
 
 from wangp_cli.core.errors import WangpError
+from wangp_cli.core.safety import clean, redact_data
+
+
+EXIT_FINDINGS = 1  # findings, or work that failed
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in wangp, not in the input
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 @dataclass
 class Settings:
-    """Global options, stored on the Typer context."""
+    """Global options (one per process: the CLI runs one command)."""
 
     home: str | None = None
-    quiet: int = 0
-    verbose: int = 0
+    quiet: int = 0  # -q: no warnings or progress; -qq: nothing but errors (and the command's stdout data)
+    verbose: int = 0  # -v: more detail on stderr
     color: str = "auto"
+    command: str = ""
 
     @property
     def debug(self) -> bool:
         return self.verbose >= 2 or bool(os.environ.get("WANGP_DEBUG"))
 
 
-def settings(ctx: typer.Context) -> Settings:
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        root.obj = Settings()
-    return root.obj
+STATE = Settings()
+
+
+def settings(ctx: typer.Context | None = None) -> Settings:
+    """The global options (``ctx`` is accepted for the commands' convenience)."""
+    if ctx is not None:
+        root = ctx.find_root()
+        if root.obj is None:
+            root.obj = STATE
+    return STATE
 
 
 def open_home(ctx: typer.Context):
@@ -47,11 +60,16 @@ def open_catalog(ctx: typer.Context, target: str = "july"):
     return Catalog(open_home(ctx), target)
 
 
-def use_color(stream, mode: str = "auto") -> bool:
-    """``--color`` with NO_COLOR (wins), FORCE_COLOR / CLICOLOR_FORCE, else only on a TTY."""
-    if mode == "never" or os.environ.get("NO_COLOR"):
+def use_color(stream, mode: str | None = None) -> bool:
+    """``--color`` (always/never win), then NO_COLOR, FORCE_COLOR / CLICOLOR_FORCE, else only on a TTY."""
+    mode = mode or STATE.color
+    if mode == "never":
         return False
-    if mode == "always" or os.environ.get("FORCE_COLOR") or os.environ.get("CLICOLOR_FORCE"):
+    if mode == "always":
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR") or os.environ.get("CLICOLOR_FORCE"):
         return True
     return hasattr(stream, "isatty") and stream.isatty()
 
@@ -62,56 +80,92 @@ def paint(text: str, style: str, enabled: bool) -> str:
 
 
 def emit(text: str = "") -> None:
-    """One result line on stdout."""
-    sys.stdout.write(text + "\n")
+    """One result line on stdout: secrets redacted, control characters escaped (tabs kept)."""
+    lines = str(text).split("\n")
+    sys.stdout.write("\n".join("\t".join(clean(cell) for cell in line.split("\t")) for line in lines) + "\n")
 
 
 def emit_json(data) -> None:
-    """The one JSON document of a command on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """The one JSON document of a command on stdout: strict JSON (no NaN), secrets redacted."""
+    from wangp_cli.core.jsonio import json_text
+
+    sys.stdout.write(json_text(redact_data(data), indent=2) + "\n")
 
 
-def log(ctx: typer.Context, text: str) -> None:
+def log(ctx: typer.Context | None, text: str) -> None:
     """A progress or information line on stderr (silenced by -q)."""
-    if settings(ctx).quiet <= 0:
-        sys.stderr.write(text + "\n")
+    if STATE.quiet <= 0:
+        sys.stderr.write(clean(text) + "\n")
+
+
+def detail(text: str) -> None:
+    """A line only -v shows."""
+    if STATE.verbose > 0 and STATE.quiet <= 0:
+        sys.stderr.write(paint(clean(text), "dim", use_color(sys.stderr)) + "\n")
 
 
 def warn(text: str) -> None:
-    sys.stderr.write(paint("warning: ", "yellow", use_color(sys.stderr)) + text + "\n")
+    """A warning on stderr (silenced by -q)."""
+    if STATE.quiet <= 0:
+        sys.stderr.write(paint("warning: ", "yellow", use_color(sys.stderr)) + clean(text) + "\n")
 
 
 def fail(error: WangpError) -> None:
-    """Print a WangpError in one line (plus its hint) on stderr."""
+    """Print a WangpError in one line (plus its hint) on stderr; never silenced."""
     color = use_color(sys.stderr)
     for diagnostic in error.diagnostics:
-        sys.stderr.write(str(diagnostic) + "\n")
+        sys.stderr.write(clean(str(diagnostic)) + "\n")
     code = f"{error.code}: " if error.code and error.code not in ("error", "usage") else ""
-    sys.stderr.write(paint("error: ", "red", color) + code + error.message + "\n")
+    sys.stderr.write(paint("error: ", "red", color) + code + clean(error.message) + "\n")
     if error.hint:
-        sys.stderr.write(paint("  hint: ", "cyan", color) + error.hint + "\n")
+        sys.stderr.write(paint("  hint: ", "cyan", color) + clean(error.hint) + "\n")
+
+
+# What to tell a user who pressed Ctrl-C, by command.
+INTERRUPT_HINTS = {
+    "download": "rerun the same command to resume: finished files are kept, a partial file resumes where it "
+                "stopped",
+    "generate": "rerun the same command; with --manifest, finished jobs are skipped",
+    "quantize": "rerun the same command; nothing was written at the output name",
+    "doctor": "rerun wangp doctor",
+}
 
 
 def handle_errors(command):
-    """Turn WangpError into a clean message and its exit code; other exceptions into exit 2 (traceback with -vv)."""
+    """Exit codes in one place: WangpError -> its code, OSError -> 1 with one line, Ctrl-C -> 130 with one
+    line, anything else -> 70 (internal error) with a hint to rerun with WANGP_DEBUG=1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from wangp_cli.core.outputs import os_error
+
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:
+            hint = INTERRUPT_HINTS.get(STATE.command, "rerun the same command")
+            try:
+                sys.stderr.write(paint("interrupted", "red", use_color(sys.stderr)) + f"; {hint}\n")
+            except Exception:  # noqa: BLE001 - stderr itself may be gone
+                pass
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:  # the reader went away (e.g. `wangp list | head -1`)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(141) from None
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except WangpError as exc:
             fail(exc)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a file system refusal that no check foresaw: still one clean line
+            if os.environ.get("WANGP_DEBUG"):
+                raise
+            fail(os_error(exc, "cannot access" if exc.filename else "system error"))
+            raise typer.Exit(EXIT_FINDINGS) from None
         except Exception as exc:  # noqa: BLE001 - the one place that maps unexpected errors
             if os.environ.get("WANGP_DEBUG"):
                 raise
             fail(WangpError(f"internal error: {type(exc).__name__}: {exc}",
                             hint="rerun with WANGP_DEBUG=1 for the traceback, and report it"))
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper

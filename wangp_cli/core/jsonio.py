@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -12,19 +14,75 @@ from wangp_cli.core.errors import WangpError
 from wangp_cli.core.jsonpos import Positions, loads
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> None:
-    """Write ``text`` to ``path`` atomically; with ``overwrite=False`` an existing file is never replaced."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def created_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask (0644 under 022)."""
+    return 0o666 & ~_umask()
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """Rewrite a hard-linked file's own inode, so that every name of it sees the new text.
+
+    A rename would give this name a new inode and leave the other links holding the old text; the price is
+    that a crash mid-write can leave a partial file, so the text is written in one call and fsynced.
+    """
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True, mode: int | None = None,
+                      through_links: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically; with ``overwrite=False`` an existing file is never replaced.
+
+    New files get the umask's mode (or ``mode``); a replaced file keeps its own. With ``through_links`` a
+    symlink is written through (its target changes, the link stays) and a hard-linked file is rewritten in
+    place, so every name keeps seeing one file.
+    """
     path = Path(path)
+    if through_links and overwrite and path.is_symlink():
+        path = Path(os.path.realpath(path))
+    existing = None
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise WangpError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise WangpError(f"cannot write '{path}': it is a directory", code="is-directory",
+                         hint="name a file inside it instead")
+    if existing is not None and overwrite and through_links and existing.st_nlink > 1 \
+            and stat.S_ISREG(existing.st_mode):
+        try:
+            _write_in_place(path, text)
+        except OSError as exc:
+            raise WangpError(f"cannot write '{path}': {exc.strerror or exc}") from None
+        return
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise WangpError(f"cannot write '{path}': {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
+            os.fchmod(handle.fileno(), mode if mode is not None else
+                      stat.S_IMODE(existing.st_mode) if existing is not None and overwrite else created_mode())
             os.fsync(handle.fileno())
         if overwrite:
             os.replace(temp, path)
@@ -35,15 +93,39 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = T
                 raise WangpError(f"'{path}' already exists", code="exists",
                                  hint="choose another name, or pass --force to replace it") from None
             os.unlink(temp)
-    except BaseException:
-        if os.path.exists(temp):
+    except OSError as exc:
+        raise WangpError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    finally:
+        if os.path.lexists(temp):
             os.unlink(temp)
-        raise
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(data, *, indent: int | None = 2, ensure_ascii: bool = False, **options) -> str:
+    """Strict JSON (RFC 8259): NaN and +-Infinity become null, lone surrogates stay ``\\udXXX`` escapes.
+
+    Python's json module writes ``NaN``/``Infinity`` and raw lone surrogates, which strict parsers (jq, JS)
+    and UTF-8 encoders reject; every JSON wangp prints or writes comes from here.
+    """
+    text = json.dumps(_finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False, **options)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if not ensure_ascii else text
+
+
+def _finite(data):
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 def dump_json(data, *, indent: int = 4) -> str:
-    """JSON text as WanGP writes it (indent 4), with a final newline."""
-    return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    """JSON text as WanGP writes it (indent 4), strict, with a final newline."""
+    return json_text(data, indent=indent) + "\n"
 
 
 def write_json(path: str | os.PathLike, data, *, indent: int = 4, overwrite: bool = True) -> None:
@@ -153,10 +235,5 @@ def rewrite_json_file(path: str | os.PathLike, json_path: tuple, value) -> bool:
     if isinstance(node, list) and value in node:
         return False
     new_text = append_to_list_text(text, tuple(json_path), value)
-    mode = os.stat(path).st_mode & 0o7777
-    atomic_write_text(path, new_text)
-    try:
-        os.chmod(path, mode)  # the temporary file was created 0600; keep the file's own permissions
-    except OSError:
-        pass
+    atomic_write_text(path, new_text)  # keeps the file's mode; writes through symlinks and hard links
     return True
