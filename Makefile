@@ -1,26 +1,38 @@
 # Two commands do all set-up on a fresh machine: `make run` (the main job) and `make test` (the tests).
+# torch is pinned in constraints.txt (2.13.0, the CPU build on this project's machines). Where pip would fetch a
+# CUDA build instead, pass the CPU index: make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
-STAMP = $(VENV)/.installed-wangp
+TORCH_INDEX ?=
+PIP = $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+	$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+RUN_STAMP = $(VENV)/.installed-wangp
+TEST_STAMP = $(VENV)/.installed-wangp-test
 
 .PHONY: install run test bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[test]'
+	touch $(TEST_STAMP)
+
+install: $(RUN_STAMP)
 
 run: install
 	$(BIN)/wangp validate finetunes
 	$(BIN)/wangp list
 
-test: install
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests -q
 
-bench: install
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/quantize_speed.py

@@ -114,3 +114,33 @@ def _definition_fixture():
 @pytest.fixture(name="position")
 def _position_fixture():
     return position
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A factory of real, small tmpfs mounts (root only; skips elsewhere): ``tmpfs(size="4m")`` -> its folder.
+
+    ``tmpfs.read_only(folder)`` remounts one read-only (EROFS for everybody, root included). Unmounted at the end.
+    """
+    import subprocess
+
+    mounted = []
+
+    def make(size: str = "4m") -> Path:
+        folder = tmp_path / f"mnt{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not root'})")
+        mounted.append(folder)
+        return folder
+
+    def read_only(folder: Path) -> Path:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
+        return folder
+
+    make.read_only = read_only
+    yield make
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

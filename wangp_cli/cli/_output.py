@@ -57,7 +57,10 @@ def open_catalog(ctx: typer.Context, target: str = "july"):
     """The catalog of the home folder chosen by --home / WANGP_HOME."""
     from wangp_cli.core.definitions import Catalog
 
-    return Catalog(open_home(ctx), target)
+    catalog = Catalog(open_home(ctx), target)
+    detail(f"home {catalog.home.root.resolve()}: {len(catalog.ids(include_hidden=True))} definitions "
+           f"(target {target})")
+    return catalog
 
 
 def use_color(stream, mode: str | None = None) -> bool:

@@ -52,10 +52,13 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = T
     place, so every name keeps seeing one file.
     """
     path = Path(path)
-    if through_links and overwrite and path.is_symlink():
-        path = Path(os.path.realpath(path))
+    if len(os.fsencode(path.name)) > 255:
+        raise WangpError(f"cannot write '{path.name[:40]}...': file name longer than 255 bytes",
+                         code="name-too-long", hint="choose a shorter name")
     existing = None
     try:
+        if through_links and overwrite and path.is_symlink():
+            path = Path(os.path.realpath(path))
         existing = os.stat(path)
     except FileNotFoundError:
         pass
