@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def _label(text: str) -> str:
+    """A bar's description: no control characters or secrets, and no Rich markup taken from a file name."""
+    from rich.markup import escape
+
+    from wangp_cli.core.safety import clean
+
+    return escape(clean(text))
+
+
 class RichProgress:
     """A bar per file and one for the total."""
 
@@ -20,7 +29,7 @@ class RichProgress:
         self._task = None
 
     def start(self, what: str, size: int | None, done: int) -> None:
-        self._task = self._bars.add_task(what, total=size, completed=done)
+        self._task = self._bars.add_task(_label(what), total=size, completed=done)
         self._bars.advance(self._total, done)
 
     def advance(self, count: int) -> None:
@@ -46,7 +55,7 @@ class TensorProgress:
         self._bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=Console(stderr=True), transient=True)
         self._bars.start()
-        self._task = self._bars.add_task(description, total=total)
+        self._task = self._bars.add_task(_label(description), total=total)
 
     def __call__(self, name: str) -> None:
         self._bars.advance(self._task)
