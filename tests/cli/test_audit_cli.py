@@ -390,3 +390,16 @@ def test_write_on_a_full_disk_is_one_clean_error_and_leaves_nothing(tmpfs):
     with pytest.raises(WangpError, match="no space left|No space left"):
         jsonio.atomic_write_text(folder / "big.json", "x" * (2 << 20))
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["show", "secret"], ["show", "secret", "-f", "json"], ["list"],
+                                     ["list", "-f", "json"], ["validate"], ["validate", "-f", "json"],
+                                     ["validate", "-f", "github"], ["download", "secret", "--dry-run"]])
+def test_url_credentials_never_printed(home, command):
+    """Row 16: a password in a URL and a token in its query, through every command that prints URLs."""
+    write_definition(home, "secret", definition(URLs=[
+        "https://user:secretpass@127.0.0.1:9/auth/x_bf16.safetensors",
+        "https://huggingface.co/me/r/resolve/main/x_quanto_bf16_int8.safetensors?token=hf_SECRETTOKEN99"]))
+    result = wangp(*command, home=home, env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code in (0, 1), result.output
+    assert "secretpass" not in result.output and "SECRETTOKEN" not in result.output

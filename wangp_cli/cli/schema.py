@@ -12,17 +12,21 @@ from wangp_cli.cli._output import emit_json, handle_errors, log
 @handle_errors
 def schema_command(
     ctx: typer.Context,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout "
+                                                  "(an earlier schema is replaced; anything else needs --force).")]
     = None,
+    force: Annotated[bool, typer.Option("--force", help="Let -o replace a file that is not a schema.")] = False,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of a finetune definition.
 
     Examples: wangp schema > definition.schema.json
     """
     from wangp_cli.core.jsonio import write_json
-    from wangp_cli.core.schema import definition_schema
+    from wangp_cli.core.outputs import check_output_file
+    from wangp_cli.core.schema import definition_schema, is_schema_file
 
     if output:
+        check_output_file(output, force=force, kind="JSON Schema", is_own_kind=is_schema_file)
         write_json(output, definition_schema(), indent=2)
         log(ctx, f"wrote {output}")
     else:

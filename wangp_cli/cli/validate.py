@@ -9,7 +9,25 @@ from typing import Annotated, List, Optional
 import typer
 
 from wangp_cli.cli._options import ReportFormat, Target, TargetOption
-from wangp_cli.cli._output import handle_errors, open_home, paint, use_color
+from wangp_cli.cli._output import handle_errors, log, open_home, paint, use_color
+
+
+def ignored_codes(given: list[str]) -> tuple[str, ...]:
+    """``--ignore`` values as codes (case-insensitive; ``E``/``W`` for a whole severity); unknown ones refused."""
+    from wangp_cli.core.errors import UsageError
+    from wangp_cli.core.safety import did_you_mean
+    from wangp_cli.core.validation import CODES
+
+    codes = []
+    for value in given:
+        code = value.strip().upper()
+        if code not in CODES and code not in ("E", "W"):
+            ranges = " and ".join(f"{group[0]}..{group[-1]}" for group in
+                                  ([c for c in CODES if c[0] == kind] for kind in "EW"))
+            raise UsageError(f"--ignore '{value}' is not a diagnostic code{did_you_mean(code, list(CODES))}",
+                             hint=f"codes are {ranges}, or E / W for every error / warning (docs/diagnostics.md)")
+        codes.append(code)
+    return tuple(codes)
 
 
 @handle_errors
@@ -23,12 +41,14 @@ def validate_command(
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     target: TargetOption = Target.july,
     ignore: Annotated[Optional[List[str]], typer.Option(
-        "--ignore", help="Codes to leave out (repeatable; 'W' leaves out every warning).", show_default=False)]
-    = None,
+        "--ignore", help="Codes to leave out (repeatable, any case; 'W' leaves out every warning).",
+        show_default=False)] = None,
     hints: Annotated[bool, typer.Option("--hints/--no-hints", help="Print how to fix each finding below it.")]
     = True,
-    output_file: Annotated[Optional[str], typer.Option("--output-file", "-o", help="Write the report to a file.",
-                                                       show_default=False)] = None,
+    output_file: Annotated[Optional[str], typer.Option("--output-file", "-o", help="Write the report to a file "
+                                                       "(an earlier report is replaced; anything else needs "
+                                                       "--force).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Let -o replace a file that is not a report.")] = False,
 ) -> None:
     """Check definitions: JSON syntax, required keys, architectures, URLs, references, naming, settings.
 
@@ -36,31 +56,28 @@ def validate_command(
     2 on usage errors. Examples: wangp validate; wangp validate finetunes/ --format github --strict
     """
     from wangp_cli.core import report
+    from wangp_cli.core.jsonio import atomic_write_text
+    from wangp_cli.core.outputs import check_output_file
     from wangp_cli.core.validation import validate_paths
 
     if format is None:
         format = ReportFormat.github if os.environ.get("GITHUB_ACTIONS") == "true" else ReportFormat.text
-    result = validate_paths(paths, open_home(ctx), target=target.value, ignore=tuple(ignore or ()))
-    stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
-    try:
-        if format is ReportFormat.json:
-            stream.write(report.as_json(result) + "\n")
-        elif format is ReportFormat.github:
-            stream.writelines(line + "\n" for line in report.as_github(result))
-        else:
-            color = not output_file and use_color(sys.stdout)
-            for diagnostic in result.diagnostics:
-                code = paint(diagnostic.code, "red" if diagnostic.severity == "error" else "yellow", color)
-                location = paint(f"{diagnostic.path}:{diagnostic.line}:{diagnostic.column}:", "bold", color)
-                stream.write(f"{location} {code} {diagnostic.message}\n")
-                if diagnostic.hint and hints:
-                    stream.write(paint("  help: ", "cyan", color) + diagnostic.hint + "\n")
-            summary = report.summary(result)
-            if summary:
-                stream.write(summary + "\n")
-    finally:
-        if output_file:
-            stream.close()
+    codes = ignored_codes(ignore or [])
+    if output_file:
+        check_output_file(output_file, force=force, kind="validate report", is_own_kind=report.is_report)
+    result = validate_paths(paths, open_home(ctx), target=target.value, ignore=codes, note=lambda text: log(ctx, text))
+    if format is ReportFormat.json:
+        lines = [report.as_json(result)]
+    elif format is ReportFormat.github:
+        lines = report.as_github(result)
+    else:
+        color = not output_file and use_color(sys.stdout)
+        lines = report.as_text(result, hints=hints, paint=lambda text, style: paint(text, style, color))
+    text = "".join(line + "\n" for line in lines)
+    if output_file:
+        atomic_write_text(output_file, text)
+    else:
+        sys.stdout.write(text)
     if result.failed(strict):
         raise typer.Exit(1)
 

@@ -6,6 +6,7 @@ This table is the single source of the types: the validator checks values agains
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -120,6 +121,12 @@ LATER_MODEL_KEYS = frozenset((
     "reference_image_enabled", "ref_img_index", "mask_frame_range", "unified_solver", "text_encoder_folder",
     "text_encoder_URLs", "VAE_URLs", "configs", "finetune_source_model", "infos", "prompt_infos", "compile",
     "capabilities", "dtype",
+    # WanGP 12.60 family-specific keys (wangp-head-format.md §2.1)
+    "ltx2_pipeline", "ltx2_lora_distilled", "ltx2_msr", "ltx2_msr_frame_count", "ace_step15_transformer_variant",
+    "stable_audio3_model_id", "heartmula_codec_version", "animate2_log_scale", "animate2_ref_prompt",
+    "guidance_max_phases", "module_source", "module_source2", "fps", "text_prompt_enhancer_instructions",
+    "video_prompt_enhancer_instructions", "image_prompt_enhancer_instructions", "text_prompt_enhancer_max_tokens",
+    "video_prompt_enhancer_max_tokens", "image_prompt_enhancer_max_tokens",
 ))
 LATER_SETTINGS_KEYS = frozenset((
     "batch_size", "guidance2_scale", "guidance3_scale", "switch_threshold", "switch_threshold2", "guidance_phases",
@@ -128,7 +135,37 @@ LATER_SETTINGS_KEYS = frozenset((
     "speakers_locations", "MMAudio_setting", "MMAudio_prompt", "MMAudio_neg_prompt", "force_fps",
     "min_frames_if_references",
     "override_profile", "pace", "exaggeration", "temperature", "output_filename", "motion_amplitude",
+    # WanGP 12.60's models/_settings.json
+    "alt_guidance_scale", "alt_prompt", "alt_scale", "apg_switch", "attention_sparsity", "audio_guide2",
+    "audio_scale", "audio_source", "client_id", "config", "control_net_weight_alt", "custom_guide",
+    "custom_settings", "duration_seconds", "film_grain_intensity", "film_grain_saturation", "image_guide",
+    "image_mask", "image_refs_relative_size", "input_video_strength", "keep_intermediate_sliding_windows",
+    "masking_strength", "override_attention", "pause_seconds", "perturbation_end_perc", "perturbation_layers",
+    "perturbation_start_perc", "perturbation_switch", "postprocess_audio", "postprocess_audio_neg_prompt",
+    "postprocess_audio_prompt", "replace_voice_method", "replace_voice_sample", "replace_voice_sample2",
+    "self_refiner_certain_percentage", "self_refiner_f_uncertainty", "self_refiner_plan", "self_refiner_setting",
+    "sliding_window_color_correction_strength", "sliding_window_trim_first_frames", "sub_parallel_window_overlap",
+    "sub_parallel_window_size", "top_k", "top_p", "video_guide2", "video_guide_outpainting_ratio",
 ))
+
+_SECONDS = re.compile(r"^[0-9]+(\.[0-9]+)?s$")
+
+#: Values of known keys in a form WanGP 8+ accepts and the July format does not (``modules`` items that are URL
+#: lists, ``loras_multipliers`` phase strings, ``model_mode`` strings, ...): findings on them say so.
+LATER_MODEL_FORMS = {
+    "modules": lambda v: isinstance(v, list) and any(isinstance(item, (list, dict)) for item in v),
+    "loras_multipliers": lambda v: isinstance(v, str) or (isinstance(v, list)
+                                                          and any(isinstance(item, str) for item in v)),
+}
+LATER_SETTINGS_FORMS = {
+    "model_mode": lambda v: v is None or isinstance(v, str),
+    "multi_prompts_gen_type": lambda v: v in ("G", "PG", "W", "PW", "FG"),
+    "video_length": lambda v: isinstance(v, str) and _SECONDS.match(v) is not None,
+}
+
+
+def later_format_hint(target: str) -> str:
+    return f"WanGP 8+ format, not covered by --target {target}"
 
 #: UI ranges of WanGP 6.x (warnings only).
 RANGES = {

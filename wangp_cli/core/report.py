@@ -1,10 +1,17 @@
-"""Rendering a validation report: summary line, JSON document, GitHub workflow commands."""
+"""Rendering a validation report: text lines, summary line, JSON document, GitHub workflow commands."""
 
 from __future__ import annotations
 
-import json
+import os
+import re
 
+from wangp_cli.core.jsonio import json_text
+from wangp_cli.core.safety import clean, escape_controls
 from wangp_cli.core.validation import Report
+
+REPORT_SCHEMA = "wangp.validate/1"
+_SUMMARY = re.compile(r"^(All checks passed \(\d+ files?\)\.|Found \d+ errors? and \d+ warnings? in \d+ files?\.)$")
+_PEEK = 4096
 
 
 def _plural(count: int, word: str) -> str:
@@ -21,16 +28,29 @@ def summary(report: Report) -> str:
             f"in {_plural(report.files, 'file')}.")
 
 
+def as_text(report: Report, *, hints: bool = True, paint=lambda text, style: text) -> list[str]:
+    """``path:line:col: CODE message`` lines (then ``  help: ...``) and the summary; control characters escaped."""
+    lines = []
+    for d in report.diagnostics:
+        code = paint(d.code, "red" if d.severity == "error" else "yellow")
+        lines.append(f"{paint(clean(f'{d.path}:{d.line}:{d.column}:'), 'bold')} {code} {clean(d.message)}")
+        if d.hint and hints:
+            lines.append(paint("  help: ", "cyan") + clean(d.hint))
+    if summary(report):
+        lines.append(summary(report))
+    return lines
+
+
 def as_json(report: Report) -> str:
-    return json.dumps({
-        "schema": "wangp.validate/1",
+    return json_text({
+        "schema": REPORT_SCHEMA,
         "summary": {"files": report.files, "errors": report.errors, "warnings": report.warnings},
         "diagnostics": [d.to_dict() for d in report.diagnostics],
-    }, indent=2, ensure_ascii=False)
+    }, indent=2)
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return escape_controls(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:
@@ -45,3 +65,21 @@ def as_github(report: Report) -> list[str]:
                  f"endLine={d.end_line or d.line},endColumn={d.end_column or d.column},title={d.code}")
         lines.append(f"::{d.severity} {props}::{_escape_data(d.message)}")
     return lines
+
+
+def is_report(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a report ``wangp validate -o`` wrote (any format, or empty), which ``-o`` may replace
+    without --force; anything else (a definition, notes) is kept."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_PEEK)
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - _PEEK))
+            tail = handle.read()
+    except OSError:
+        return False
+    text, last = head.decode("utf-8", "replace"), tail.decode("utf-8", "replace").rstrip("\n").rsplit("\n", 1)[-1]
+    if not text.strip():
+        return True
+    if text.lstrip().startswith("{"):
+        return re.search(r'^\{\s*"schema": "wangp\.validate/1"', text.lstrip()) is not None
+    return text.startswith(("::error ", "::warning ")) or _SUMMARY.match(last) is not None

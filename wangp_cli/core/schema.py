@@ -7,6 +7,9 @@ the keywords the fragments use, and the tests compare it with jsonschema on gene
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
 
 from wangp_cli.core.keys import MODEL_KEYS, SETTINGS_KEYS
@@ -34,6 +37,45 @@ def json_type(value) -> str:
     return "object"
 
 
+_LONG_DIGITS = 20
+_LONG_TEXT = 60
+_SURROGATE = re.compile("[\ud800-\udfff]")
+NON_FINITE = "a non-finite number"
+LONE_SURROGATE = "a lone surrogate"
+
+
+def spelled(value) -> str:
+    """A value as JSON writes it, for messages (``true``, ``null``, ``"x"``), long ones shortened:
+    ``1234567…(400 digits)``, ``"abc…(5000 characters)"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        digits = len(text.lstrip("-"))
+        return f"{text[:7 + (value < 0)]}…({digits} digits)" if digits > _LONG_DIGITS else text
+    if isinstance(value, str) and len(value) > _LONG_TEXT:
+        return json.dumps(value[:40], ensure_ascii=False)[:-1] + f"…({len(value)} characters)\""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= _LONG_TEXT else text[:40] + f"…({len(text)} characters)"
+
+
+def strict_json_problems(data):
+    """Values strict JSON cannot carry, as (path, is_key, what): NaN, Infinity or a number beyond a double
+    (``1e999``), and strings or keys holding a lone surrogate (``"\\ud800"``, not valid Unicode)."""
+    stack = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            yield path, False, NON_FINITE
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            yield path, False, LONE_SURROGATE
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    yield path + (key,), True, LONE_SURROGATE
+                stack.append((path + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((path + (index,), item) for index, item in enumerate(value))
+
+
 def _matches_type(value, expected) -> bool:
     actual = json_type(value)
     names = expected if isinstance(expected, list) else [expected]
@@ -56,12 +98,13 @@ def describe(schema: dict) -> str:
 def check(value, schema: dict) -> tuple[tuple, str] | None:
     """First mismatch of ``value`` against a fragment: (path inside the value, message), or None."""
     if "type" in schema and not _matches_type(value, schema["type"]):
-        return (), f"must be {describe(schema)}, not {_TYPE_NAMES[json_type(value)]}"
+        actual = spelled(value) if value is None or isinstance(value, bool) else _TYPE_NAMES[json_type(value)]
+        return (), f"must be {describe(schema)}, not {actual}"
     if isinstance(value, str):
         if len(value) < schema.get("minLength", 0):
             return (), "must not be empty"
         if "pattern" in schema and not re.search(schema["pattern"], value):
-            return (), f"{value!r} does not match the pattern {schema['pattern']}"
+            return (), f"{spelled(value)} does not match the pattern {schema['pattern']}"
     elif isinstance(value, list):
         if len(value) < schema.get("minItems", 0):
             return (), "must not be empty" if schema["minItems"] == 1 else f"needs {schema['minItems']} items"
@@ -108,3 +151,13 @@ def definition_schema() -> dict:
         },
         "additionalProperties": True,
     }
+
+
+def is_schema_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a schema ``wangp schema`` wrote (so that ``-o`` may replace it without --force)."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("$id") == SCHEMA_ID

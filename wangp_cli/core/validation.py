@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from wangp_cli.core import keys as K
-from wangp_cli.core.definitions import REFERENCE_PROPS, Catalog, DefinitionReferenceError, Source, read_source
+from wangp_cli.core.definitions import (
+    REFERENCE_PROPS, STDIN, STDIN_DISPLAY, Catalog, DefinitionReferenceError, FileProblem, Source, definition_files,
+    read_source, read_stdin, shown_path,
+)
 from wangp_cli.core.errors import Diagnostic, UsageError
 from wangp_cli.core.home import Home, unusable_path_reason
+from wangp_cli.core.outputs import NAME_MAX, name_too_long
 from wangp_cli.core.registry import (
     ARCHITECTURES, DOCUMENTED_FINETUNE_ARCHITECTURES, MODULES, TARGETS, architecture_ids, get_architecture,
     module_ids,
 )
-from wangp_cli.core.schema import check
-from wangp_cli.core.variants import dtype_token, is_remote, local_path, unsafe_basename_reason, url_basename
+from wangp_cli.core.safety import did_you_mean, redact
+from wangp_cli.core.schema import LONE_SURROGATE, check, spelled, strict_json_problems
+from wangp_cli.core.settings import check_settings_file
+from wangp_cli.core.variants import dtype_token, local_path, unsafe_basename_reason, url_basename
 
 #: One line per code, for docs and ``--help``.
 CODES = {
@@ -26,17 +35,20 @@ CODES = {
     "E4": "unknown architecture, or an architecture that names a finetune",
     "E5": "'URLs' missing, empty, or not a list of non-empty strings",
     "E6": "string reference that does not resolve, loops, nests deeper than 10, or needs a later target",
-    "E7": "entry that is neither an http(s) URL nor a usable local path",
+    "E7": "entry that is neither an http(s) URL nor a usable local path (or a URL with credentials or a file name "
+          "over 255 bytes)",
     "E8": "unknown module id",
     "E9": "v6 target: settings without 'seed'",
     "E10": "settings key with the wrong JSON type",
     "E11": "model 'loras_multipliers' not a list of numbers, or longer than 'loras'",
     "E12": "local path that escapes the home folder",
     "E13": "model key with the wrong JSON type",
+    "E14": "a value strict JSON cannot carry: NaN, Infinity, a number beyond a double (1e999), a lone surrogate",
     "W1": "checkpoint name without a lower-case bf16/fp16 token, or with upper-case tokens",
     "W2": "two entries share a file name in ckpts/, or a file name carries a query string",
     "W3": "several files for one variant: only the first is ever used",
-    "W4": "Hugging Face URL not of the form https://huggingface.co/<owner>/<repo>/resolve/main/<path>",
+    "W4": "Hugging Face URL not of the form https://huggingface.co/<owner>/<repo>/resolve/main/<path>, or an "
+          "upper-case URL scheme",
     "W5": "local path in a definition meant for sharing",
     "W6": "'auto_quantize' together with 'modules' (WanGP ignores it)",
     "W7": "unknown or later-version key (kept as is)",
@@ -48,7 +60,8 @@ CODES = {
 }
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_HF_HOSTS = ("https://huggingface.co/", "https://hf.co/", "http://huggingface.co/")
+_REMOTE = re.compile(r"^https?://", re.IGNORECASE)  # schemes are case-insensitive (RFC 3986)
+_HF_HOSTS = ("huggingface.co", "hf.co")
 _HF_MAIN = re.compile(r"^https://huggingface\.co/[^/]+/[^/]+/resolve/main/.+")
 
 
@@ -79,10 +92,18 @@ class _Checker:
         self.catalog = catalog
         self.target = target
         self.found: list[Diagnostic] = []
+        self.not_strict: set[tuple] = set()  # paths of E14 values: no type or range findings on top of it
 
     def add(self, code: str, message: str, path: tuple = (), *, key: bool = False, hint: str = "") -> None:
+        """One finding; URLs credentials in its text are redacted (``https://***@host``, ``token=***``)."""
         line, column, end_line, end_column = self.source.span(path, key=key)
-        self.found.append(Diagnostic(self.source.display, line, column, code, message, hint, end_line, end_column))
+        self.found.append(Diagnostic(self.source.display, line, column, code, redact(message), redact(hint),
+                                     end_line, end_column))
+
+    @property
+    def in_defaults(self) -> bool:
+        """A file of a ``defaults/`` folder: a built-in definition, not a finetune."""
+        return self.source.path.parent.name == "defaults"
 
     def run(self) -> list[Diagnostic]:
         source = self.source
@@ -96,6 +117,7 @@ class _Checker:
         if source.duplicate_keys:
             for json_path, _ in source.positions.duplicate_keys:
                 self.add("W12", f"duplicate key '{json_path[-1]}': the last value wins", json_path, key=True)
+        self.check_strict_json(data)
         model = data.get("model")
         if model is None:
             self.add("E2", "no 'model' object", hint="add a \"model\" subtree with name, architecture, description, "
@@ -143,11 +165,14 @@ class _Checker:
             if isinstance(value, str) and name in REFERENCE_PROPS:
                 self.check_reference(name, value)
                 continue
+            if ("model", name) in self.not_strict:
+                continue
             mismatch = check(value, spec.schema)
             if mismatch:
                 where, message = mismatch
                 code = {"URLs": "E5", "loras_multipliers": "E11"}.get(name, "E13")
-                self.add(code, f"'{name}'{_at(where)} {message}", ("model", name, *where))
+                self.add(code, f"'{name}'{_at(where)} {message}", ("model", name, *where),
+                         hint=self.later_format(K.LATER_MODEL_FORMS, name, value))
                 continue
             if name == "URLs":
                 self.check_entries(name, value, weights=True)
@@ -191,6 +216,8 @@ class _Checker:
     def check_architecture(self, arch: str) -> None:
         where = ("model", "architecture")
         if get_architecture(arch, self.target) is not None:
+            if self.in_defaults:  # built-in definitions, not finetunes
+                return
             if arch.startswith("ltxv"):
                 self.add("W10", f"LTX Video finetunes are not supported by WanGP ('{arch}')", where)
             elif arch not in DOCUMENTED_FINETUNE_ARCHITECTURES:
@@ -198,15 +225,24 @@ class _Checker:
                          hint="tested: " + ", ".join(DOCUMENTED_FINETUNE_ARCHITECTURES))
             return
         other = self.catalog.definitions.get(arch)
-        if other is not None and other.architecture:
+        base = other.architecture if other is not None else None
+        later = K.later_format_hint(self.target)
+        if base and base != arch and base in ARCHITECTURES:
             self.add("E4", f"architecture '{arch}' names a finetune, not a base architecture", where,
-                     hint=f"use its architecture '{other.architecture}' (and \"URLs\": \"{arch}\" to reuse its files)")
+                     hint=f"use its architecture '{base}' (and \"URLs\": \"{arch}\" to reuse its files)")
         elif arch in ARCHITECTURES:
             self.add("E4", f"architecture '{arch}' needs WanGP July 2025 (target {self.target})", where,
                      hint="pass --target july, or pick a v6 base id")
+        elif base == arch:  # a defaults/<id>.json that defines its own base type, as WanGP 8+ does
+            self.add("E4", f"unknown architecture '{arch}' (a later WanGP version?)", where,
+                     hint=f"{other.source.display if other.source else arch} defines it as a base type: {later}")
+        elif base:
+            self.add("E4", f"architecture '{arch}' names a finetune whose architecture '{base}' is unknown too "
+                           "(a later WanGP version?)", where, hint=later)
         else:
-            self.add("E4", f"unknown architecture '{arch}' for target {self.target}", where,
-                     hint=_suggest(arch, architecture_ids(self.target)))
+            self.add("E4", f"unknown architecture '{arch}' for target {self.target}"
+                           f"{_suggest(arch, architecture_ids(self.target))}", where,
+                     hint="'wangp list --architectures' lists the base ids")
 
     def check_reference(self, prop: str, value: str) -> None:
         where = ("model", prop)
@@ -230,17 +266,17 @@ class _Checker:
         usable: list[tuple[int, str]] = []
         for index, entry in enumerate(entries):
             where = ("model", prop, index)
-            if is_remote(entry):
-                reason = unsafe_basename_reason(entry)
-                if reason:
-                    self.add("E7", f"unusable URL: {reason}", where, hint="the URL must end with the file name")
+            if _REMOTE.match(entry):
+                problem = _url_problem(entry)
+                if problem:
+                    self.add("E7", f"unusable URL: {problem[0]}", where, hint=problem[1])
                     continue
-                if "?" in url_basename(entry):
-                    self.add("W2", f"file name '{url_basename(entry)}' carries a query string", where,
-                             hint="drop the '?...' part: WanGP keeps it in the local file name")
-                if entry.startswith(_HF_HOSTS) and not _HF_MAIN.match(entry):
-                    self.add("W4", "Hugging Face URL not of the form https://huggingface.co/<owner>/<repo>/resolve/"
-                                   "main/<path>: WanGP falls back to a plain HTTP download", where)
+                name = url_basename(entry)
+                if "?" in name:
+                    leak = "; a token in a URL leaks with the file: set HF_TOKEN instead" * (redact(name) != name)
+                    self.add("W2", f"query string in the file name: {name}", where,
+                             hint=f"drop the '?...' part: WanGP keeps it in the local file name{leak}")
+                self.check_url_form(entry, where)
             elif _SCHEME.match(entry) and not re.match(r"^[A-Za-z]:[\\/]", entry):
                 self.add("E7", f"unsupported URL scheme '{entry.split(':', 1)[0]}': only http(s) URLs and local "
                                "paths are allowed", where)
@@ -265,6 +301,19 @@ class _Checker:
                 self.check_name(local_path(entry), where)
         if weights:
             self.check_duplicate_variants(usable)
+
+    def check_url_form(self, entry: str, where: tuple) -> None:
+        """W4: an upper-case scheme (WanGP tests a lower-case ``http`` prefix), or a Hub URL WanGP cannot fetch
+        through huggingface_hub."""
+        scheme = entry.split(":", 1)[0]
+        if scheme != scheme.lower():
+            self.add("W4", f"URL scheme '{scheme}' in upper case: WanGP recognises URLs by a lower-case 'http' "
+                           "prefix and would look for a local file", where, hint=f"write {scheme.lower()}://")
+            return
+        split = urlsplit(entry)
+        if split.hostname in _HF_HOSTS and not _HF_MAIN.match(entry):
+            self.add("W4", "Hugging Face URL not of the form https://huggingface.co/<owner>/<repo>/resolve/"
+                           "main/<path>: WanGP falls back to a plain HTTP download", where, hint=_hub_hint(split))
 
     def check_name(self, path: str, where: tuple) -> None:
         name = os.path.basename(path)
@@ -296,8 +345,12 @@ class _Checker:
         for index, module in enumerate(modules):
             if module not in known:
                 later = module in MODULES
+                definition = not later and module in self.catalog.definitions  # WanGP 8+: module ids are ids
                 self.add("E8", f"module '{module}' " + ("needs WanGP July 2025" if later else "is unknown")
-                         + f" (target {self.target})", ("model", "modules", index), hint="known: " + ", ".join(known))
+                         + f" (target {self.target}){'' if later or definition else did_you_mean(module, known)}",
+                         ("model", "modules", index),
+                         hint=f"'{module}' is a definition: {K.later_format_hint(self.target)}" if definition
+                         else "known: " + ", ".join(known))
 
     # -- settings ---------------------------------------------------------------------------------------------
     def check_settings(self, data: dict, model: dict) -> None:
@@ -317,10 +370,13 @@ class _Checker:
             if spec.since != "v6" and self.target == "v6":
                 self.add("W7", f"'{name}' is a July 2025 key: WanGP 6.x ignores it", (name,), key=True)
                 continue
+            if (name,) in self.not_strict:
+                continue
             mismatch = check(value, spec.schema)
             if mismatch:
                 where, message = mismatch
-                self.add("E10", f"'{name}'{_at(where)} {message}", (name, *where))
+                self.add("E10", f"'{name}'{_at(where)} {message}", (name, *where),
+                         hint=self.later_format(K.LATER_SETTINGS_FORMS, name, value))
                 continue
             self.check_range(name, value, arch, model)
         if self.target == "v6" and "seed" not in data and not self.catalog.home.settings_file(self.source.id).is_file():
@@ -331,25 +387,63 @@ class _Checker:
         if name in K.RANGES and not isinstance(value, list):
             low, high = K.RANGES[name]
             if not low <= value <= high:
-                self.add("W8", f"'{name}' is {value}, outside WanGP's range {low}..{high}", where)
+                self.add("W8", f"'{name}' is {spelled(value)}, outside WanGP's range {low}..{high}", where)
         elif name == "tea_cache_setting" and value not in K.TEA_CACHE_VALUES:
-            self.add("W8", f"'tea_cache_setting' is {value}; WanGP offers {', '.join(map(str, K.TEA_CACHE_VALUES))}",
-                     where)
+            self.add("W8", f"'tea_cache_setting' is {spelled(value)}; WanGP offers "
+                           f"{', '.join(map(str, K.TEA_CACHE_VALUES))}", where)
         elif name == "resolution" and value not in K.UI_RESOLUTIONS:
-            self.add("W8", f"resolution '{value}' is not one of WanGP's choices", where,
+            self.add("W8", f"resolution {spelled(value)} is not one of WanGP's choices", where,
                      hint="choices: " + ", ".join(K.UI_RESOLUTIONS))
-        elif name == "video_length" and arch is not None and not model.get("image_outputs"):
+        elif name == "video_length" and arch is not None and not (model.get("image_outputs") or arch.image_outputs):
             low, high, step = arch.frames
             if not low <= value <= high or (value - low) % step:
-                self.add("W8", f"video_length {value}: {arch.id} takes {low}..{high} frames in steps of {step}",
+                self.add("W8", f"video_length {spelled(value)}: {arch.id} takes {low}..{high} frames in steps of "
+                               f"{step}",
                          where, hint=f"e.g. {low + step * max(0, round((min(max(value, low), high) - low) / step))}")
 
     def unknown_key(self, path: tuple, *, later: bool) -> None:
-        what = "a later WanGP version's key: kept, not validated" if later else "an unknown key (kept as is)"
-        self.add("W7", f"'{path[-1]}' is {what}", path, key=True)
+        """W7, saying where the key belongs when it is one of the other level, else naming the closest known key."""
+        name, in_model = path[-1], len(path) == 2
+        if later:
+            self.add("W7", f"'{name}' is a later WanGP version's key: kept, not validated", path, key=True)
+            return
+        own, other = (_MODEL_NAMES, K.SETTINGS_KEYS) if in_model else (_SETTINGS_NAMES, K.MODEL_KEYS)
+        elsewhere = "outside \"model\"" if in_model else "inside \"model\""
+        if name in other:
+            self.add("W7", f"'{name}' is a {'setting' if in_model else 'model key'}: WanGP reads it only {elsewhere}",
+                     path, key=True, hint=f"move it {elsewhere}")
+            return
+        suggestion = did_you_mean(name, own) or did_you_mean(name, other).replace("?)", f" {elsewhere}?)")
+        self.add("W7", f"'{name}' is an unknown key (kept as is){suggestion}", path, key=True)
+
+    def later_format(self, forms: dict, name: str, value) -> str:
+        """The hint of a value in a WanGP 8+ form (see keys.LATER_MODEL_FORMS), else an empty string."""
+        return K.later_format_hint(self.target) if name in forms and forms[name](value) else ""
+
+    def check_strict_json(self, data: dict) -> None:
+        """E14: NaN/Infinity would reach WanGP's arithmetic (garbage frames); a lone surrogate cannot be encoded."""
+        for path, is_key, what in strict_json_problems(data):
+            if what == LONE_SURROGATE and (is_key or (len(path) == 3 and path[:2] in _ENTRY_LISTS)):
+                continue  # such a key is unknown (W7); such an entry is an unusable URL or path (E7)
+            self.not_strict.add(path)
+            label = _label(path)
+            if what == LONE_SURROGATE:
+                self.add("E14", f"{label} holds a lone surrogate (not valid Unicode): WanGP cannot write it back "
+                                "as UTF-8", path,
+                         hint="remove the \\udXXX escape, or complete the pair (\\ud83d\\ude00 is one character)")
+                continue
+            start, end = self.source.positions.values.get(path, (0, 0))
+            written = self.source.text[start:end] or spelled(_value_at(data, path))
+            low_high = K.RANGES.get(path[-1]) if len(path) == 1 else None
+            within = f" within {low_high[0]}..{low_high[1]}" if low_high else ""
+            self.add("E14", f"{label} is {written}, not a finite JSON number: WanGP would compute with it and "
+                            "render garbage", path,
+                     hint=f"write a number{within} instead, or remove the key to use the default")
 
     def check_override(self) -> None:
         model_id = self.source.id
+        if self.in_defaults:  # defaults/ files are the built-ins themselves
+            return
         if model_id in ARCHITECTURES:
             self.add("W9", f"id '{model_id}' replaces the base architecture of the same name", (),
                      hint="rename the file unless you mean to replace the built-in model")
@@ -360,31 +454,80 @@ class _Checker:
                            "by WanGP 7", ())
 
 
+_ENTRY_LISTS = (("model", "URLs"), ("model", "preload_URLs"), ("model", "loras"))
+_MODEL_NAMES = sorted({*K.MODEL_KEYS, *K.LATER_MODEL_KEYS})
+_SETTINGS_NAMES = sorted({*K.SETTINGS_KEYS, *K.LATER_SETTINGS_KEYS, *K.MEDIA_KEYS})
+
+
 def _at(where: tuple) -> str:
-    return "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in where)
+    """``["key"][0]``: a path inside a value, in JSON spelling."""
+    return "".join(f"[{json.dumps(p, ensure_ascii=False)}]" if isinstance(p, str) else f"[{p}]" for p in where)
+
+
+def _label(path: tuple) -> str:
+    """``'guidance_scale'``, ``'URLs'[0]``: the key a finding is about (model keys without the 'model' step)."""
+    inner = path[1:] if path[:1] == ("model",) and len(path) > 1 else path
+    return f"'{inner[0]}'{_at(inner[1:])}" if inner else "the file"
+
+
+def _value_at(data, path: tuple):
+    for step in path:
+        data = data[step]
+    return data
 
 
 def _suggest(word: str, choices: list[str]) -> str:
-    import difflib
-
-    close = [c for c in choices if word.startswith(c + "_")][:1]
-    close += [c for c in difflib.get_close_matches(word, choices, n=3) if c not in close][:3 - len(close)]
-    return ("did you mean " + " or ".join(f"'{c}'" for c in close) + "? ") * bool(close) + \
-        "'wangp list --architectures' lists the base ids"
+    """`` (did you mean 't2v'?)``: the base id ``word`` extends (``t2v_14B``), else the closest one."""
+    prefix = [c for c in choices if word.startswith(c + "_")]
+    return f" (did you mean '{prefix[0]}'?)" if prefix else did_you_mean(word, choices)
 
 
-def collect_files(paths: list[str]) -> list[tuple[Path, str]]:
-    """Files to validate: each file as given, each folder's ``*.json`` sorted. Missing paths are usage errors."""
-    files: list[tuple[Path, str]] = []
+def _url_problem(url: str) -> tuple[str, str] | None:
+    """(reason, hint) when a URL cannot be fetched into ``ckpts/`` as WanGP does; None when it can."""
+    reason = unsafe_basename_reason(url)
+    if reason:
+        return reason, "the URL must end with the file name"
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (a lone surrogate)", "remove the \\udXXX escape"
+    if name_too_long(url_basename(url)):
+        return f"file name longer than {NAME_MAX} bytes", "rename the file: ckpts/<name> must fit the file system"
+    if "@" in urlsplit(url).netloc:
+        return ("the URL carries credentials (user:password@): WanGP cannot log in with them, and they leak with "
+                "the definition"), "remove them; for a gated Hugging Face repo set HF_TOKEN"
+    return None
+
+
+def _hub_hint(split) -> str:
+    """How to turn a Hub URL into the ``resolve/main`` form WanGP downloads through huggingface_hub."""
+    if "/blob/" in split.path:
+        return "replace /blob/ with /resolve/ (a /blob/ URL is the web page, not the file)"
+    if split.scheme != "https" or split.hostname != "huggingface.co":
+        return "write it as https://huggingface.co/<owner>/<repo>/resolve/main/<path>"
+    if "/resolve/" in split.path:
+        return "other revisions download over plain HTTP (no HF_TOKEN, no resume): use resolve/main if it has the file"
+    return "use the file's download link: https://huggingface.co/<owner>/<repo>/resolve/main/<path>"
+
+
+def collect_files(paths: list[str]) -> list[tuple[Path | None, str]]:
+    """Files to validate, as (path, display): each file as given, each folder's definition files as WanGP globs
+    them (:func:`definition_files`, the catalog's and ``list``'s set), ``-`` as (None, ``<stdin>``).
+
+    Anything else that exists (a FIFO, a dangling link) is kept, to be reported; missing paths are usage errors."""
+    files: list[tuple[Path | None, str]] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            for child in sorted(path.glob("*.json")):
-                files.append((child, os.path.join(given, child.name)))
-        elif path.exists():
+        if given == STDIN:
+            if any(found is None for found, _ in files):
+                raise UsageError("'-' (standard input) is given twice", hint="give '-' once")
+            files.append((None, STDIN_DISPLAY))
+        elif path.is_dir():
+            files.extend((child, os.path.join(given, child.name)) for child in definition_files(path))
+        elif os.path.lexists(path):
             files.append((path, given))
         else:
-            raise UsageError(f"path '{given}' does not exist", hint="pass definition files or folders")
+            raise UsageError(f"path '{given}' does not exist", hint="pass definition files or folders ('-': stdin)")
     return files
 
 
@@ -393,20 +536,44 @@ def check_source(source: Source, home: Home, target: str = "july") -> list[Diagn
     return sorted(_Checker(source, Catalog(home, target, extra=[source]), target).run())
 
 
-def validate_paths(paths: list[str] | None, home: Home, *, target: str = "july",
-                   ignore: tuple[str, ...] = ()) -> Report:
-    """Validate files and folders (default: the home's ``finetunes/``); one bad file never stops the others."""
+def validate_paths(paths: list[str] | None, home: Home, *, target: str = "july", ignore: tuple[str, ...] = (),
+                   note: Callable[[str], None] | None = None) -> Report:
+    """Validate files and folders (default: the home's ``finetunes/``), and the ``settings/<id>_settings.json`` of
+    the home's definitions among them; one bad file never stops the others. ``note`` hears what is worth saying
+    besides the findings (finetunes/ is empty but defaults/ is not)."""
     if target not in TARGETS:
         raise UsageError(f"unknown target '{target}'", hint="choose one of: " + ", ".join(TARGETS))
+    defaults = definition_files(home.defaults)
     if not paths:
-        if not home.finetunes.is_dir():
+        if not home.finetunes.is_dir() and not defaults:
             raise UsageError(f"no finetunes/ folder in '{home.root}'", hint="pass paths, or --home DIR")
-        paths = [os.path.relpath(home.finetunes)]
-    sources = [read_source(path, display) for path, display in collect_files(paths)]
+        paths = [shown_path(home.finetunes)] if home.finetunes.is_dir() else []
+        default_run = True
+    else:
+        default_run = False
+    sources = [read_stdin() if path is None else read_source(path, display) for path, display in collect_files(paths)]
     catalog = Catalog(home, target, extra=sources)
-    report = Report(files=len(sources))
+    settings_files = _settings_files(sources, home)
+    report = Report(files=len(sources) + len(settings_files))
     for source in sources:
-        found = _Checker(source, catalog, target).run()
-        report.diagnostics.extend(d for d in found if d.code not in ignore and d.code[0] not in ignore)
-    report.diagnostics.sort()
+        if isinstance(source.error, FileProblem):  # nothing to check in a file that cannot be read
+            found = [Diagnostic(source.display, 1, 1, "E1", source.error.message, source.error.hint)]
+        else:
+            found = _Checker(source, catalog, target).run()
+        report.diagnostics.extend(found)
+    for path in settings_files:
+        report.diagnostics.extend(check_settings_file(path, shown_path(path)))
+    report.diagnostics = sorted(d for d in report.diagnostics if d.code not in ignore and d.code[0] not in ignore)
+    if default_run and not sources and note is not None:
+        folder, where = (os.path.join(shown_path(sub), "") for sub in (home.finetunes, home.defaults))
+        note(f"No definitions found in {folder}" + (f" ({where} has {len(defaults)}: wangp validate {where})"
+                                                    if defaults else ""))
     return report
+
+
+def _settings_files(sources: list[Source], home: Home) -> list[Path]:
+    """``settings/<id>_settings.json`` (whatever that name holds) of the sources that are the home's definitions."""
+    folders = {os.path.realpath(home.finetunes), os.path.realpath(home.defaults)}
+    ids = dict.fromkeys(s.id for s in sources if s.path.name.endswith(".json")
+                        and os.path.realpath(s.path.parent) in folders)
+    return [path for path in map(home.settings_file, ids) if os.path.lexists(path)]

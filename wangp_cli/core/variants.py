@@ -51,7 +51,7 @@ class Variant:
 
 
 def is_remote(entry: str) -> bool:
-    return entry.startswith(_REMOTE)
+    return entry[:8].lower().startswith(_REMOTE)  # URL schemes are case-insensitive (RFC 3986)
 
 
 def url_basename(url: str) -> str:
