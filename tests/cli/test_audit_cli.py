@@ -403,3 +403,13 @@ def test_url_credentials_never_printed(home, command):
     result = wangp(*command, home=home, env={"HF_HUB_OFFLINE": "1"})
     assert result.exit_code in (0, 1), result.output
     assert "secretpass" not in result.output and "SECRETTOKEN" not in result.output
+
+
+def test_validate_qq_prints_errors_only(home):
+    write_definition(home, "bad", "{bad")
+    write_definition(home, "warned", definition(URLs=["https://huggingface.co/me/r/resolve/main/nodtype.safetensors"]))
+    loud = wangp("validate", home=home)
+    assert " W" in loud.stdout and "Found" in loud.stdout
+    quiet = wangp("-qq", "validate", home=home)
+    assert quiet.exit_code == 1
+    assert [line.split(" ")[1] for line in quiet.stdout.splitlines() if not line.startswith(" ")] == ["E1"]

@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from wangp_cli.cli._options import ReportFormat, Target, TargetOption
-from wangp_cli.cli._output import handle_errors, log, open_home, paint, use_color
+from wangp_cli.cli._output import handle_errors, log, open_home, paint, settings, use_color
 
 
 def ignored_codes(given: list[str]) -> tuple[str, ...]:
@@ -72,7 +72,8 @@ def validate_command(
         lines = report.as_github(result)
     else:
         color = not output_file and use_color(sys.stdout)
-        lines = report.as_text(result, hints=hints, paint=lambda text, style: paint(text, style, color))
+        lines = report.as_text(result, hints=hints, paint=lambda text, style: paint(text, style, color),
+                               errors_only=settings(ctx).quiet >= 2)
     text = "".join(line + "\n" for line in lines)
     if output_file:
         atomic_write_text(output_file, text)

@@ -28,15 +28,21 @@ def summary(report: Report) -> str:
             f"in {_plural(report.files, 'file')}.")
 
 
-def as_text(report: Report, *, hints: bool = True, paint=lambda text, style: text) -> list[str]:
-    """``path:line:col: CODE message`` lines (then ``  help: ...``) and the summary; control characters escaped."""
+def as_text(report: Report, *, hints: bool = True, paint=lambda text, style: text,
+            errors_only: bool = False) -> list[str]:
+    """``path:line:col: CODE message`` lines (then ``  help: ...``) and the summary; control characters escaped.
+
+    ``errors_only`` (``-qq``): the error lines alone, no warnings, no summary.
+    """
     lines = []
     for d in report.diagnostics:
+        if errors_only and d.severity != "error":
+            continue
         code = paint(d.code, "red" if d.severity == "error" else "yellow")
         lines.append(f"{paint(clean(f'{d.path}:{d.line}:{d.column}:'), 'bold')} {code} {clean(d.message)}")
         if d.hint and hints:
             lines.append(paint("  help: ", "cyan") + clean(d.hint))
-    if summary(report):
+    if summary(report) and not errors_only:
         lines.append(summary(report))
     return lines
 
