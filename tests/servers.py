@@ -16,6 +16,7 @@ so it can be imported by any test.  Run as a script it is the olah launcher that
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as _dt
 import hashlib
@@ -38,6 +39,11 @@ from pathlib import Path
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 LOOPBACK = "127.0.0.1"
+
+#: What ``HttpServer`` answers under ``/html/``: a login page instead of the file (23 bytes).
+LOGIN_PAGE = b"<html>Sign in</html>\n\n\n"
+#: How many bytes ``HttpServer`` over-announces under ``/lies/``.
+LIE_BYTES = 1000
 
 #: Paths stored as git-lfs pointers (like the ``.gitattributes`` Hugging Face puts in every new repo).
 DEFAULT_LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack")
@@ -752,6 +758,17 @@ class HttpServer:
       the token check -- e.g. ``server.url(p).replace("127.0.0.1", "localhost")`` to test cross-host redirects.
     * ``fail={path: [status, ...]}``: the next requests to ``path`` are answered with these statuses (popped one by
       one; e.g. ``[503, 503]`` to exercise retries).
+    * ``content_types={path: "application/json"}``: another ``Content-Type`` for that file.
+    * The audit's special paths (prefixes, whatever follows them):
+
+      - ``/html/...``: 200 ``text/html``, body :data:`LOGIN_PAGE` (23 bytes), for any name -- the login page a
+        gated or private file gives instead of the file;
+      - ``/lies/...``: ``files[path]``, but ``Content-Length`` announces :data:`LIE_BYTES` (1000) bytes more than
+        the body (which ends, then the connection closes); a Range past the real end gets 416;
+      - ``/auth/...``: 401 (``WWW-Authenticate: Basic``) unless HTTP basic auth gives :attr:`basic_auth`
+        (``("user", "secretpass")`` by default), then ``files[path]``.
+    * :attr:`authorizations`: ``(method, path, Authorization header or None)`` of every request, in order (e.g.
+      to check that credentials from a URL's userinfo reach this host and no other).
     * Log: :attr:`requests` (``LoggedRequest(method, path, range)`` as they arrive) and :attr:`responses`
       (``LoggedResponse(..., status, bytes_sent)`` once done, also when the client went away; reading it waits
       up to ``settle_timeout`` = 2 s for responses still being finished);
@@ -769,6 +786,8 @@ class HttpServer:
         redirects: Optional[Mapping[str, str]] = None,
         fail: Optional[Mapping[str, List[int]]] = None,
         ranges: bool = True,
+        content_types: Optional[Mapping[str, str]] = None,
+        basic_auth: Tuple[str, str] = ("user", "secretpass"),
     ):
         self.files: Dict[str, bytes] = dict(files or {})
         self.require_token = require_token
@@ -778,7 +797,10 @@ class HttpServer:
         self.redirects: Dict[str, str] = dict(redirects or {})
         self.fail: Dict[str, List[int]] = {k: list(v) for k, v in (fail or {}).items()}
         self.ranges = ranges
+        self.content_types: Dict[str, str] = dict(content_types or {})
+        self.basic_auth = basic_auth
         self.settle_timeout = 2.0
+        self._authorizations: List[Tuple[str, str, Optional[str]]] = []
         self._requests: List[LoggedRequest] = []
         self._responses: List[tuple] = []  # (arrival number of the request, LoggedResponse)
         self._arrivals = 0
@@ -816,6 +838,11 @@ class HttpServer:
                     return [response for _, response in sorted(self._responses, key=lambda pair: pair[0])]
             time.sleep(0.01)
 
+    @property
+    def authorizations(self) -> List[Tuple[str, str, Optional[str]]]:
+        with self._lock:
+            return list(self._authorizations)
+
     def bytes_sent(self, path: Optional[str] = None, method: str = "GET") -> int:
         return sum(r.bytes_sent for r in self.responses if r.method == method and (path is None or r.path == path))
 
@@ -823,12 +850,14 @@ class HttpServer:
         with self._lock:
             self._requests.clear()
             self._responses.clear()
+            self._authorizations.clear()
 
-    def _record(self, kind: str, item, arrival: int = 0) -> int:
+    def _record(self, kind: str, item, arrival: int = 0, authorization: Optional[str] = None) -> int:
         """Log a request (returns its arrival number) or the response to the request of ``arrival``."""
         with self._lock:
             if kind == "request":
                 self._requests.append(item)
+                self._authorizations.append((item.method, item.path, authorization))
                 self._arrivals += 1
                 return self._arrivals
             self._responses.append((arrival, item))
@@ -889,11 +918,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
             self._sent += len(body)
 
+    def _reply_page(self, body: bytes, content_type: str, head: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+            self._sent += len(body)
+
     def _serve(self, head: bool) -> None:
         owner = self.server_owner
         path = self.path.split("?", 1)[0]
         range_header = self.headers.get("Range")
-        arrival = owner._record("request", LoggedRequest(self.command, path, range_header))
+        arrival = owner._record("request", LoggedRequest(self.command, path, range_header),
+                                authorization=self.headers.get("Authorization"))
         self._sent = 0
         self._status = 0
         try:
@@ -922,11 +961,21 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("Authorization") != f"Bearer {owner.require_token}":
                 self._reply_empty(401, {"WWW-Authenticate": 'Bearer realm="test"'})
                 return
+        if path.startswith("/auth/"):
+            user, password = owner.basic_auth
+            expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self._reply_empty(401, {"WWW-Authenticate": 'Basic realm="test"'})
+                return
+        if path.startswith("/html/"):
+            self._reply_page(LOGIN_PAGE, "text/html; charset=utf-8", head)
+            return
         data = owner.files.get(path)
         if data is None:
             self._reply_empty(404)
             return
         total = len(data)
+        lie = LIE_BYTES if path.startswith("/lies/") else 0
         etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
         span = None
         if owner.ranges and range_header:
@@ -940,8 +989,8 @@ class _Handler(BaseHTTPRequestHandler):
         start, end = span if span is not None else (0, total - 1)
         length = end - start + 1 if total else 0
         self.send_response(206 if span is not None else 200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
+        self.send_header("Content-Type", owner.content_types.get(path, "application/octet-stream"))
+        self.send_header("Content-Length", str(length + (lie if span is None else 0)))
         if owner.ranges:
             self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", etag)
@@ -957,7 +1006,7 @@ class _Handler(BaseHTTPRequestHandler):
         short = False
         if limit is not None and limit < len(body):
             body, short = body[:limit], True
-        if len(body) < length:
+        if len(body) < length or (lie and span is None):
             short = True
         rate = owner.throttle_bytes_per_second
         piece = max(256, int(rate) // 20) if rate else 256 * 1024

@@ -179,7 +179,7 @@ def test_corrupted_data_is_rejected_and_nothing_kept(tmp_path, hub_env, http_ser
     http_server.corrupt = {path: bytes(flipped)}
     result = run(home, hub_env.env, "download", "t2v_http", "--no-components", check=1)
     assert "SHA-256 mismatch" in result.stderr
-    assert list((home / "ckpts").iterdir()) == [home / "ckpts/.model_bf16.safetensors.wangp-lock"]
+    assert list((home / "ckpts").iterdir()) == []  # no part, no metadata, no lock (row 55)
 
 
 def test_truncated_data_without_resume_fails_cleanly(tmp_path, hub_env, http_server):
@@ -270,7 +270,7 @@ def test_disk_space_is_checked_before_the_first_byte(tmp_path):
     home = make_home(tmp_path, {})
     plan = Plan([FilePlan("ckpts/huge_bf16.safetensors", "https://x.invalid/huge_bf16.safetensors", "transformer",
                           ["t2v_x"], size=1 << 60)])
-    with pytest.raises(WangpError, match="not enough disk space"):
+    with pytest.raises(WangpError, match="not enough free space"):
         check_disk_space(plan, Home(home))
     plan.files[0].size = 1
     check_disk_space(plan, Home(home))

@@ -6,6 +6,7 @@ once in a subprocess that only gets environment variables).  HTTP half: the plai
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -371,3 +372,29 @@ def test_http_log_shows_refetched_bytes(http_server):
 
 def test_deterministic_content():
     assert random_bytes(16, seed=1) == random_bytes(16, seed=1) != random_bytes(16, seed=2)
+
+
+def test_http_audit_paths_html_lies_auth(http_server):
+    """The audit's `D` server: /html/ a login page, /lies/ a Content-Length 1000 bytes too long, /auth/ basic auth."""
+    from tests.servers import LIE_BYTES, LOGIN_PAGE
+
+    status, headers, body = fetch(http_server.url("/html/anything_bf16.safetensors"))
+    assert (status, body, headers["Content-Type"].split(";")[0]) == (200, LOGIN_PAGE, "text/html")
+    assert len(LOGIN_PAGE) == 23
+    data = random_bytes(5000, seed=40)
+    http_server.files["/lies/x_bf16.safetensors"] = data
+    status, headers, _ = fetch(http_server.url("/lies/x_bf16.safetensors"), "HEAD")
+    assert headers["Content-Length"] == str(len(data) + LIE_BYTES)
+    with pytest.raises(http.client.IncompleteRead):
+        _OPENER.open(http_server.url("/lies/x_bf16.safetensors"), timeout=30).read()
+    assert fetch(http_server.url("/lies/x_bf16.safetensors"), headers={"Range": f"bytes={len(data)}-"})[0] == 416
+    http_server.files["/auth/x_bf16.safetensors"] = data
+    status, headers, _ = fetch(http_server.url("/auth/x_bf16.safetensors"))
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+    good = "Basic " + base64.b64encode(b"user:secretpass").decode()
+    assert fetch(http_server.url("/auth/x_bf16.safetensors"), headers={"Authorization": good})[:3:2] == (200, data)
+    assert http_server.authorizations[-2:] == [("GET", "/auth/x_bf16.safetensors", None),
+                                               ("GET", "/auth/x_bf16.safetensors", good)]
+    http_server.content_types = {"/auth/x_bf16.safetensors": "application/json"}
+    assert fetch(http_server.url("/auth/x_bf16.safetensors"), headers={"Authorization": good})[1][
+        "Content-Type"] == "application/json"

@@ -25,38 +25,50 @@ def download_command(
                                                                       "the chosen variant.")] = False,
     components: Annotated[bool, typer.Option("--components/--no-components", help="Also the architecture's "
                                              "text encoder, tokenizer, VAE, image encoder and scheduler.")] = True,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (files, sources, sizes, present or "
-                                                            "missing) and download nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (files, sources, sizes, present, "
+                                                            "partial or missing) and download nothing.")] = False,
     target: TargetOption = Target.july,
     format: FormatOption = DataFormat.text,
 ) -> None:
     """Download the chosen variant, preload_URLs, modules and base components into ckpts/.
 
     Hub URLs go through huggingface_hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HOME); other URLs use HTTP
-    Range resume. Files are written to a temporary name, checked (size, SHA-256 when known) and renamed.
+    Range resume (credentials as https://user:password@host/..., sent to that host only). Files are written to a
+    temporary name, checked (answer, size, SHA-256 when known) and renamed; present files with a known SHA-256
+    are hashed, others are "present (size only)".
     Examples: wangp download t2v_fusionix; wangp download --all --dry-run --format json
     """
     from wangp_cli import download as core
+    from wangp_cli.core.errors import UsageError
     from wangp_cli.core.variants import Preference
 
+    if all_ and model_ids:
+        raise UsageError("conflicting options: --all downloads every definition, so it takes no ids",
+                         hint="pass either ids or --all")
     catalog = open_catalog(ctx, target.value)
     ids = sorted(catalog.ids(include_hidden=True)) if all_ else list(model_ids or [])
     is_offline = core.offline()
-    plan = core.plan_for(catalog, ids, Preference(quantization.value, dtype.value), all_variants=all_variants,
-                         components=components, network=not is_offline)
+    no_network = "offline" if is_offline else None  # why sizes are unknown
+    options = dict(all_variants=all_variants, components=components, verify=True, report=lambda text: log(ctx, text))
+    preference = Preference(quantization.value, dtype.value)
+    try:
+        plan = core.plan_for(catalog, ids, preference, network=not is_offline, **options)
+    except core.UnreachableError as exc:
+        if not dry_run:
+            raise
+        warn(f"{exc.message}; planning without the network")
+        no_network = "no network"
+        plan = core.plan_for(catalog, ids, preference, network=False, **options)
     for notice in plan.notices:
         warn(notice)
     if dry_run:
-        _print_plan(plan, format, is_offline)
+        _print_plan(plan, format, no_network)
         return
-    if is_offline:
-        if plan.missing:
-            raise core.offline_error(plan)
-        log(ctx, "offline: every file is present")
-        return
+    if is_offline and plan.missing:
+        raise core.offline_error(plan)
     state = settings(ctx)
     progress = None
-    if format is DataFormat.text and state.quiet <= 0 and sys.stderr.isatty():
+    if plan.missing and format is DataFormat.text and state.quiet <= 0 and sys.stderr.isatty():
         from wangp_cli.cli._progress import RichProgress
 
         progress = RichProgress(plan.missing_bytes)
@@ -66,29 +78,32 @@ def download_command(
         if progress:
             progress.close()
     if format is DataFormat.json:
-        emit_json({"schema": "wangp.download/1", "files": results,
+        emit_json({"schema": "wangp.download/1", "offline": is_offline, "files": results,
                    "summary": {"downloaded": sum(r["status"] == "downloaded" for r in results),
                                "present": sum(r["status"] == "present" for r in results)}})
         return
     for result in results:
-        log(ctx, f"{result['status']:10} {result['dest']}")
+        size_only = result["status"] == "present" and not result["verified"]
+        log(ctx, f"{result['status'] + (' (size only)' if size_only else ''):19} {result['dest']}")
     fetched = sum(r["status"] == "downloaded" for r in results)
-    log(ctx, f"{fetched} downloaded, {len(results) - fetched} already present.")
+    log(ctx, f"{fetched} downloaded, {len(results) - fetched} already present"
+             + (" (offline)." if is_offline else "."))
 
 
-def _print_plan(plan, format: DataFormat, is_offline: bool) -> None:
+def _print_plan(plan, format: DataFormat, no_network: str | None) -> None:
     if format is DataFormat.json:
-        emit_json({"schema": "wangp.download-plan/1", "offline": is_offline, **plan.to_dict()})
+        emit_json({"schema": "wangp.download-plan/1", "offline": no_network is not None, **plan.to_dict()})
         return
     for item in plan.files:
         size = f"{item.size:,}" if item.size is not None else "?"
-        state = "present" if item.present else "missing"
-        emit(f"{state:8} {size:>16}  {item.dest}  <- {item.source}")
+        state = f"partial ({item.partial:,} here)" if item.state == "partial" else item.state
+        emit(f"{state:19} {size:>16}  {item.dest}  <- {item.source}")
     for request in plan.components:
-        emit(f"{'?':8} {'?':>16}  {request.dest}/  <- {request.repo_id} ({', '.join(sorted(request.folders))})")
+        emit(f"{'?':19} {'?':>16}  {request.dest}/  <- {request.repo_id} ({', '.join(sorted(request.folders))})")
     summary = plan.to_dict()["summary"]
-    emit(f"{summary['files']} files, {summary['missing']} missing, {summary['missing_bytes']:,} bytes to fetch "
-         f"of {summary['total_bytes']:,}" + (" (offline: sizes unknown)" if is_offline else ""))
+    emit(f"{summary['files']} file{'' if summary['files'] == 1 else 's'}, {summary['missing']} missing, "
+         f"{summary['missing_bytes']:,} bytes to fetch of {summary['total_bytes']:,}"
+         + (f" ({no_network}: sizes unknown)" if no_network else ""))
 
 
 def register(app: typer.Typer) -> None:

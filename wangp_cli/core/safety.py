@@ -18,7 +18,9 @@ SECRET_PARAMETERS = frozenset({
     "x-goog-signature", "x-goog-credential", "hf_token", "client_secret", "session", "sessionid",
 })
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#@\s]*@")
-_QUERY_PARAMETER = re.compile(r"([?&;])([^=&;#\s'\"<>()]+)=([^&;#\s'\"<>()]*)")
+# A value ends at a separator, a blank or a quote; punctuation that ends a sentence (``token=abc: next``) is
+# left outside it.
+_QUERY_PARAMETER = re.compile(r"([?&;])([^=&;#\s'\"<>()]+)=([^&;#\s'\"<>()]*?)(?=[:,.\]]*(?:[&;#\s'\"<>()]|$))")
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._\-]{8,}")
 

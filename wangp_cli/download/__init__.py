@@ -5,18 +5,23 @@ Importing this package is cheap; huggingface_hub is imported inside the function
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import shutil
 from pathlib import Path
 
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import WangpError
+from wangp_cli.core.outputs import NAME_MAX, OutputError, check_folder_writable, check_free_space, name_too_long
+from wangp_cli.core.safety import clean, redact
 from wangp_cli.core.variants import Preference
 from wangp_cli.download.plan import FilePlan, Plan, add_component_files, build_plan, safe_join
-from wangp_cli.download.transfer import DownloadError, Remote, fetch, open_url, part_paths, status_error
+from wangp_cli.download.transfer import (
+    DownloadError, Remote, UnreachableError, check_reachable, fetch, open_url, resume_offset, sha256_of,
+    split_userinfo, status_error, sweep,
+)
 
-__all__ = ["DownloadError", "Plan", "build_plan", "download", "resolve_plan"]
+__all__ = ["DownloadError", "Plan", "UnreachableError", "build_plan", "download", "resolve_plan"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -78,25 +83,29 @@ def _hub_remote(item: FilePlan, token, notices: list[str]) -> Remote:
     sha256 = item.sha256 or (etag if _SHA256.match(etag) else None)
     headers = build_hf_headers(token=token)
     headers["Accept-Encoding"] = "identity"
-    return Remote(meta.location, headers, meta.size, sha256, etag or meta.commit_hash or f"size={meta.size}")
+    # The resolve URL, not meta.location: each GET follows the (signed, expiring) redirect itself and drops
+    # the token when it leaves the Hub's host.
+    return Remote(url, headers, meta.size, sha256, etag or meta.commit_hash or f"size={meta.size}", source=url)
 
 
 def _http_remote(item: FilePlan) -> Remote:
-    """Size and validator of a plain http(s) file, from a HEAD request (no credentials)."""
+    """Size and validator of a plain http(s) file, from a HEAD request. Credentials written in the URL
+    (``https://user:password@host/...``) are sent as HTTP basic auth to that host only."""
     import urllib.error
 
-    headers = {"User-Agent": "wangp", "Accept-Encoding": "identity"}
+    url, auth = split_userinfo(item.source)
+    headers = {"User-Agent": "wangp", "Accept-Encoding": "identity", **auth}
     try:
-        with open_url(item.source, headers, method="HEAD", timeout=30) as response:
+        with open_url(url, headers, method="HEAD", timeout=30) as response:
             length = response.headers.get("Content-Length")
             etag = response.headers.get("ETag") or response.headers.get("Last-Modified") or ""
             size = int(length) if length and length.isdigit() else None
-            return Remote(response.url, headers, size, item.sha256, etag or f"size={size}")
+            return Remote(url, headers, size, item.sha256, etag or f"size={size}", source=url)
     except urllib.error.HTTPError as exc:
-        raise status_error(item.source, exc.code, ", ".join(item.owners)) from None
+        raise status_error(url, exc.code, ", ".join(item.owners), credentials=bool(auth)) from None
     except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"{', '.join(item.owners)}: cannot reach {item.source}: "
-                            f"{getattr(exc, 'reason', exc)}", hint="check the network and the URL") from None
+        raise UnreachableError(f"{', '.join(item.owners)}: cannot reach {url}: {getattr(exc, 'reason', exc)}",
+                               hint="check the network and the URL") from None
 
 
 def _list_components(plan: Plan, token) -> None:
@@ -123,7 +132,7 @@ def _list_components(plan: Plan, token) -> None:
 
 
 class _Unreachable:
-    """Turns transport failures (no network, refused connection, timeouts) into a DownloadError."""
+    """Turns transport failures (no network, refused connection, timeouts) into an UnreachableError."""
 
     def __init__(self, what: str):
         self.what = what
@@ -136,75 +145,132 @@ class _Unreachable:
             return False
         from huggingface_hub import constants
 
-        raise DownloadError(f"{self.what}: cannot reach {constants.ENDPOINT}: {type(exc).__name__}: {exc}",
-                            hint="check the network and HF_ENDPOINT; HF_HUB_OFFLINE=1 works with what is on disk"
-                            ) from None
+        raise UnreachableError(f"{self.what}: cannot reach {constants.ENDPOINT}: {type(exc).__name__}: {exc}",
+                               hint="check the network and HF_ENDPOINT; HF_HUB_OFFLINE=1 works with what is on "
+                                    "disk") from None
 
 
-def resolve_plan(plan: Plan, home, *, network: bool = True) -> Plan:
-    """Fill presence, sizes and hashes. Without network (or offline), only presence is known."""
+def _check_hosts(plan: Plan) -> None:
+    """One fast connection test per host before huggingface_hub's retries could start (and print)."""
+    from huggingface_hub import constants
+
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retry warnings are not for users
+    if plan.components or any(f.hub for f in plan.files if not f.local):
+        check_reachable(constants.ENDPOINT, "the Hub (HF_ENDPOINT)")
+    for item in plan.files:
+        if not item.local and not item.hub:
+            check_reachable(split_userinfo(item.source)[0], ", ".join(item.owners))
+
+
+def _target(home, item: FilePlan) -> Path:
+    return Path(safe_join(str(home.root), item.dest))
+
+
+_SLOW_HASH = 1 << 30  # files from this size on get a "verifying" line
+
+
+def _check_present(item: FilePlan, target: Path, verify: bool, notices: list[str], report) -> None:
+    """Present = a file of the expected size; with ``verify`` and a known SHA-256, also the right bytes."""
+    item.present = target.is_file() and (item.size is None or target.stat().st_size == item.size)
+    item.verified = None
+    if not (item.present and verify and item.sha256):
+        return
+    if report and target.stat().st_size >= _SLOW_HASH:
+        report(f"verifying {item.dest} ({target.stat().st_size:,} bytes)...")
+    item.verified = sha256_of(target).hexdigest() == item.sha256.lower()
+    if not item.verified:
+        item.present = False
+        notices.append(f"{item.dest}: the file on disk does not match its SHA-256 ({item.sha256}): it is not "
+                       + ("used" if item.local else "used; it is replaced once a fresh copy verifies"))
+
+
+def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False, report=None) -> Plan:
+    """Fill presence, sizes, hashes and resumable bytes. Without network (or offline), only presence is known.
+    ``verify``: hash present files whose SHA-256 is known (the definition's, or the Hub's LFS hash);
+    ``report(text)`` hears about the slow ones."""
     token = _token() if network else None
+    if network:
+        _check_hosts(plan)
     if network and plan.components:
         with _Unreachable("listing components"):
             _list_components(plan, token)
     for item in plan.files:
-        target = Path(safe_join(str(home.root), item.dest))
-        item.present = target.is_file() and (item.size is None or target.stat().st_size == item.size)
-        if item.local or not network:
-            continue
-        with _Unreachable(item.source):
-            remote = _hub_remote(item, token, plan.notices) if item.hub else _http_remote(item)
-        plan.remotes[item.dest] = remote
-        item.size = remote.size if remote.size is not None else item.size
-        item.sha256 = remote.sha256 or item.sha256
-        item.present = target.is_file() and (item.size is None or target.stat().st_size == item.size)
+        target = _target(home, item)
+        if network and not item.local:
+            with _Unreachable(item.source):
+                remote = _hub_remote(item, token, plan.notices) if item.hub else _http_remote(item)
+            plan.remotes[item.dest] = remote
+            item.size = remote.size if remote.size is not None else item.size
+            item.sha256 = remote.sha256 or item.sha256
+            item.partial = resume_offset(remote, target)
+        _check_present(item, target, verify, plan.notices, report)
     return plan
 
 
-def check_disk_space(plan: Plan, home) -> None:
-    """Refuse before the first byte when the missing files cannot fit."""
-    needed = 0
+def check_targets(plan: Plan, home) -> None:
+    """Refuse before the first byte what would make a transfer fail at its end: a folder or special file at
+    the final name, a name over 255 bytes, a folder that cannot be written."""
     for item in plan.missing:
-        if item.local or item.size is None:
+        if item.local:
             continue
-        part, _, _ = part_paths(Path(safe_join(str(home.root), item.dest)))
-        needed += item.size - (part.stat().st_size if part.exists() else 0)
-    folder = home.ckpts if home.ckpts.exists() else home.root
-    free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise WangpError(f"not enough disk space in {folder}: {needed:,} bytes needed, {free:,} free",
-                         code="disk-full", hint="free some space or point --home at a larger disk")
+        target = _target(home, item)
+        if name_too_long(target.name):
+            raise OutputError(f"cannot download {item.dest}: its file name is longer than {NAME_MAX} bytes",
+                              code="name-too-long", hint="rename the file in the definition's URL")
+        if target.exists() and not target.is_file():
+            kind, code = ("a directory", "is-directory") if target.is_dir() else ("not a regular file", "not-a-file")
+            raise OutputError(f"cannot download to {item.dest}: it is {kind}", code=code,
+                              hint="remove or rename it: the download needs that name for the file")
+        try:
+            check_folder_writable(target.parent, what="ckpts folder")
+        except OutputError as exc:
+            exc.hint = "make it writable, or point --home at a writable home folder"
+            raise
+
+
+def check_disk_space(plan: Plan, home) -> None:
+    """Refuse before the first byte when the missing files cannot fit (resumable bytes are counted)."""
+    needed = plan.missing_bytes
+    if needed:
+        check_free_space(home.ckpts if home.ckpts.exists() else home.root, needed,
+                         what=f"{len(plan.missing)} download(s)")
 
 
 def download(plan: Plan, home, *, progress=None) -> list[dict]:
     """Fetch every missing file of a resolved plan; local paths are checked, never copied."""
-    missing_local = [f for f in plan.missing if f.local]
-    if missing_local:
-        raise WangpError("local files are missing: " + ", ".join(f.dest for f in missing_local), code="missing",
-                         hint="local paths in a definition are used as they are: put the files there")
+    bad_local = [f for f in plan.missing if f.local]
+    if bad_local:
+        raise WangpError("local files are missing or do not match their sha256: "
+                         + ", ".join(f.dest for f in bad_local), code="missing",
+                         hint="local paths in a definition are used as they are: put the right files there")
+    check_targets(plan, home)
+    for folder in sorted({_target(home, f).parent for f in plan.files if not f.local}):
+        sweep(folder)
     check_disk_space(plan, home)
     results = []
     for item in plan.files:
         if item.present or item.local:
-            results.append({"dest": item.dest, "status": "present"})
+            results.append({"dest": item.dest, "status": "present", "verified": item.verified})
             continue
-        target = Path(safe_join(str(home.root), item.dest))
-        fetch(plan.remotes[item.dest], target, what=item.dest, progress=progress)
-        item.present = True
-        results.append({"dest": item.dest, "status": "downloaded", "size": target.stat().st_size})
+        target = _target(home, item)
+        fetch(plan.remotes[item.dest], target, what=clean(item.dest), progress=progress,
+              untrusted=item.verified is False)
+        item.present, item.verified, item.partial = True, bool(item.sha256) or None, 0
+        results.append({"dest": item.dest, "status": "downloaded", "size": target.stat().st_size,
+                        "verified": item.verified})
     return results
 
 
 def plan_for(catalog: Catalog, model_ids: list[str], preference: Preference, *, all_variants: bool = False,
-             components: bool = True, network: bool | None = None) -> Plan:
+             components: bool = True, network: bool | None = None, verify: bool = False, report=None) -> Plan:
     """Build and resolve the plan (sizes over the network unless offline)."""
     plan = build_plan(catalog, model_ids, preference, all_variants=all_variants, components=components)
     if network is None:
         network = not offline()
-    return resolve_plan(plan, catalog.home, network=network)
+    return resolve_plan(plan, catalog.home, network=network, verify=verify, report=report)
 
 
 def offline_error(plan: Plan) -> WangpError:
     missing = [f.dest for f in plan.missing]
-    return WangpError("HF_HUB_OFFLINE is set and files are missing: " + ", ".join(missing), code="offline",
+    return WangpError(redact("HF_HUB_OFFLINE is set and files are missing: " + ", ".join(missing)), code="offline",
                       hint="unset HF_HUB_OFFLINE to download them")

@@ -10,7 +10,9 @@ from urllib.parse import unquote
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.models import module_ids, resolved_entries, transformer_entries
+from wangp_cli.core.outputs import NAME_MAX, name_too_long
 from wangp_cli.core.registry import MODULES, get_architecture
+from wangp_cli.core.safety import redact
 from wangp_cli.core.variants import Preference, is_remote, select_variant, unsafe_basename_reason, url_basename
 
 _HUB_URL = re.compile(r"^https?://(?:huggingface\.co|hf\.co)/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/"
@@ -47,14 +49,32 @@ class FilePlan:
     sha256: str | None = None
     present: bool = False
     local: bool = False  # a local path: checked, never copied
+    verified: bool | None = None  # SHA-256 of the file on disk: True matches, False differs, None not hashed
+    partial: int = 0  # bytes already in a .wangp-part file that the transfer resumes
 
     @property
     def kind(self) -> str:
         return "local" if self.local else "hub" if self.hub else "http"
 
+    @property
+    def state(self) -> str:
+        """present, present (size only), mismatch (on disk but its SHA-256 differs), partial or missing."""
+        if self.present:
+            return "present" if self.verified else "present (size only)"
+        if self.verified is False:
+            return "mismatch"
+        return "partial" if self.partial else "missing"
+
+    @property
+    def to_fetch(self) -> int:
+        """Bytes still to download (0 when present or the size is unknown)."""
+        return 0 if self.present or self.size is None else max(0, self.size - self.partial)
+
     def to_dict(self) -> dict:
         return {"dest": self.dest, "source": self.source, "kind": self.kind, "role": self.role,
-                "owners": self.owners, "size": self.size, "sha256": self.sha256, "present": self.present}
+                "owners": self.owners, "size": self.size, "sha256": self.sha256, "present": self.present,
+                "state": self.state, "verified": self.verified, "partial_bytes": self.partial,
+                "bytes_to_fetch": self.to_fetch}
 
 
 @dataclass
@@ -89,7 +109,8 @@ class Plan:
 
     @property
     def missing_bytes(self) -> int:
-        return sum(f.size or 0 for f in self.missing)
+        """What is still to download: missing files less what their partial files hold."""
+        return sum(f.to_fetch for f in self.files)
 
     def to_dict(self) -> dict:
         return {"files": [f.to_dict() for f in self.files],
@@ -110,8 +131,11 @@ class _Builder:
             sha256: str | None = None) -> None:
         if is_remote(source):
             reason = unsafe_basename_reason(source)
+            if not reason and name_too_long(url_basename(source)):
+                reason = (f"its file name ('{url_basename(source)[:40]}...') is longer than {NAME_MAX} bytes, "
+                          f"which no file system takes")
             if reason:
-                raise WangpError(f"'{owner}': unusable URL {source}: {reason}", code="E7",
+                raise WangpError(f"'{owner}': unusable URL {redact(source)}: {reason}", code="E7",
                                  hint="run 'wangp validate' on the definition")
             dest = dest or "ckpts/" + url_basename(source)
             hub = hub or parse_hub_url(source)
@@ -123,8 +147,8 @@ class _Builder:
         existing = self.by_dest.get(dest)
         if existing is not None:
             if existing.source != source:
-                raise WangpError(f"two different URLs land on {dest}: {existing.source} ({', '.join(existing.owners)})"
-                                 f" and {source} ({owner})", code="collision",
+                raise WangpError(redact(f"two different URLs land on {dest}: {existing.source} "
+                                        f"({', '.join(existing.owners)}) and {source} ({owner})"), code="collision",
                                  hint="rename one of the files: WanGP keeps only the URL's last segment")
             if owner not in existing.owners:
                 existing.owners.append(owner)
