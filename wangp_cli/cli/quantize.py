@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
 from typing import Annotated, Optional
 
 import typer
 
 from wangp_cli.cli._options import DataFormat, Dtype, FormatOption, Target, TargetOption
-from wangp_cli.cli._output import emit, emit_json, handle_errors, log, open_catalog, settings, warn
-from wangp_cli.core.errors import UsageError
+from wangp_cli.cli._output import emit, emit_json, fail, handle_errors, log, open_catalog, settings, warn
+from wangp_cli.core.errors import UsageError, WangpError
 
 
 @handle_errors
@@ -21,8 +23,10 @@ def quantize_command(
                                               "Type'); required.", show_default=False)] = None,
     input: Annotated[Optional[str], typer.Option("--input", help="Quantize a bare checkpoint file instead.",
                                                  show_default=False)] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file (with --input).",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file or folder (with --input).",
                                                   show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Quantize although a quanto file of --dtype is listed "
+                                                        "or present, and replace an existing output.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be done.")] = False,
     target: TargetOption = Target.july,
     format: FormatOption = DataFormat.text,
@@ -31,69 +35,86 @@ def quantize_command(
 
     The output is named by WanGP's rule (_fp16 -> _quanto_bf16_int8, _mbf16 -> _quanto_mbf16_int8) next to the
     source, and its path is appended to the definition's URLs (the JSON is rewritten atomically, nothing else
-    changes). Examples: wangp quantize t2v_myft --dtype bf16; wangp quantize --dtype fp16 --dry-run
+    changes). A definition that already lists a quanto file of --dtype is skipped (--force makes it again).
+    Without an id each definition is done or refused on its own; the exit code is 1 if any was refused.
+    Examples: wangp quantize t2v_myft --dtype bf16; wangp quantize --dtype fp16 --dry-run
     """
     if dtype is None:
         raise UsageError("--dtype bf16 or --dtype fp16 is required", hint="WanGP needs one file per dtype")
+    if input and model_id:
+        raise UsageError("conflicting options: give either an id or --input, not both")
+    if output and not input:
+        raise UsageError("conflicting options: --output needs --input",
+                         hint="a definition's output is named by WanGP's rule, next to its 16-bit file")
+    hooks = _hooks(ctx, format)
     if input:
-        if model_id:
-            raise UsageError("give either an id or --input, not both")
-        from wangp_cli.quantize import quantize_path
+        from wangp_cli.quantize import plan_path, quantize_path
 
-        progress = _progress(ctx, format, input)
-        try:
-            dest, counts = quantize_path(input, output, dtype.value, progress=progress)
-        finally:
-            if progress:
-                progress.close()
-        _report(format, [{"id": None, "source": input, "output": str(dest), "status": "created", "reason": "",
-                          "written_back": False, "counts": counts}])
+        job = plan_path(input, output, dtype.value, force=force)
+        if not dry_run and job.status == "pending":
+            with hooks["progress_for"](job) as progress:
+                quantize_path(job, dtype.value, force=force, progress=progress,
+                              on_start=lambda: hooks["on_start"](job), on_wait=lambda: hooks["on_wait"](job))
+        _report(format, [job], dry_run=dry_run)
         return
-    from wangp_cli.quantize import batch_jobs, plan_job, run_job
+    from wangp_cli.quantize import batch_jobs, plan_job, run_jobs
 
     catalog = open_catalog(ctx, target.value)
-    jobs = [plan_job(catalog, model_id, dtype.value)] if model_id else batch_jobs(catalog, dtype.value)
-    if model_id and jobs[0].status == "skipped":
-        from wangp_cli.core.errors import WangpError
-
-        raise WangpError(f"cannot quantize '{model_id}': {jobs[0].reason}", code="refused")
+    if model_id:
+        jobs = [plan_job(catalog, model_id, dtype.value, force=force)]
+        if jobs[0].error:
+            raise jobs[0].error
+    else:
+        jobs = batch_jobs(catalog, dtype.value, force=force)
     if not dry_run:
-        for job in jobs:
-            if job.status != "skipped":
-                log(ctx, f"quantizing {job.id}: {job.source} -> {job.output}")
-                progress = _progress(ctx, format, job.id)
-                try:
-                    run_job(catalog, job, dtype.value, progress=progress)
-                finally:
-                    if progress:
-                        progress.close()
-    _report(format, [j.to_dict() for j in jobs], dry_run=dry_run)
+        run_jobs(catalog, jobs, dtype.value, force=force, keep_going=not model_id, **hooks)
+    _report(format, jobs, dry_run=dry_run)
+    if any(job.status == "refused" for job in jobs):
+        raise typer.Exit(1)
 
 
-def _progress(ctx: typer.Context, format: DataFormat, what: str):
-    """A tensor-by-tensor bar on a terminal; nothing with -q, --format json, or when stderr is not a TTY."""
+def _hooks(ctx: typer.Context, format: DataFormat) -> dict:
+    """What the user sees while a job runs: the 'quantizing' line once the checks passed, a wait notice, a bar."""
     import sys
 
-    if format is not DataFormat.text or settings(ctx).quiet > 0 or not sys.stderr.isatty():
-        return None
-    from wangp_cli.cli._progress import TensorProgress
+    def progress_for(job):
+        if format is not DataFormat.text or settings(ctx).quiet > 0 or not sys.stderr.isatty():
+            return contextlib.nullcontext()
+        from wangp_cli.cli._progress import TensorProgress
 
-    return TensorProgress(f"quantizing {what}")
+        return contextlib.closing(TensorProgress(f"quantizing {job.id or job.source}"))
+
+    return {
+        "progress_for": progress_for,
+        "on_start": lambda job: log(ctx, f"quantizing {job.id or job.source}: {job.source} -> {job.output}"),
+        "on_wait": lambda job: log(ctx, f"waiting: another wangp is making {job.output}"),
+    }
 
 
-def _report(format: DataFormat, records: list[dict], dry_run: bool = False) -> None:
+#: The end-of-run summary, in this order: ``quantize: 1 created, 4 already there, 2 skipped, 1 refused``.
+SUMMARY = {"created": "created", "exists": "already there", "pending": "to do", "skipped": "skipped",
+           "refused": "refused"}
+
+
+def _report(format: DataFormat, jobs: list, dry_run: bool = False) -> None:
     if format is DataFormat.json:
-        emit_json({"schema": "wangp.quantize/1", "dry_run": dry_run, "jobs": records})
+        emit_json({"schema": "wangp.quantize/1", "dry_run": dry_run, "jobs": [job.to_dict() for job in jobs]})
         return
-    for record in records:
-        if record["status"] == "skipped":
-            warn(f"{record['id']}: skipped, {record['reason']}")
-        elif dry_run:
-            emit(f"{record['id']}: would write {record['output']} from {record['source']}"
-                 + (" (exists)" if record["status"] == "exists" else ""))
+    for job in jobs:
+        name = job.id or job.source
+        note = f" ({job.reason})" if job.reason else ""
+        if job.status == "skipped":
+            warn(f"{name}: skipped, {job.reason}")
+        elif job.status == "refused":
+            fail(WangpError(f"{name}: refused, {job.reason}", code=job.error.code, hint=job.error.hint))
+        elif dry_run and job.status == "pending":
+            emit(f"{name}: would write {job.output} from {job.source}{note}")
         else:
-            emit(f"{record['id'] or record['source']}: {record['status']} {record['output']}"
-                 + ("; URLs updated" if record["written_back"] else ""))
+            emit(f"{name}: {job.status} {job.output}{note}" + ("; URLs updated" if job.written_back else ""))
+    if len(jobs) > 1:
+        counts = Counter(job.status for job in jobs)
+        log(None, "quantize: " + ", ".join(f"{counts[status]} {words}" for status, words in SUMMARY.items()
+                                           if status in counts))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,12 +9,13 @@ assignment, quanto int8 with optimum-quanto's ``requantize``. Heavy imports stay
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
-from wangp_cli.quantize.safetensors_io import decode_metadata, quantization_map
+from wangp_cli.quantize.safetensors_io import decode_metadata, quantization_map, read_header
 
 QUANTO_SUFFIXES = (".weight._data", ".weight._scale", ".input_scale", ".output_scale")
 _BLOCK = re.compile(r"^(blocks|vace_blocks|double_blocks|single_blocks)\.(\d+)\.")
@@ -28,6 +29,7 @@ class Checkpoint:
     quantization_map: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)  # the embedded config (WanGP's or diffusers')
     files: list[str] = field(default_factory=list)
+    config_file: str = ""  # the file the config came from
 
     @property
     def quantized(self) -> bool:
@@ -46,15 +48,21 @@ class Checkpoint:
 
 
 def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
-    """Tensors of the main file then its modules (later files add keys); maps and config from the metadata."""
+    """Tensors of the main file then its modules (later files add keys); maps and config from the metadata.
+
+    Each header goes through wangp's strict parser first (a truncated or malformed file is a ``format`` error
+    naming it), then safetensors reads the tensors.
+    """
     from safetensors import SafetensorError, safe_open
 
     checkpoint = Checkpoint({})
     for path in paths:
         path = Path(path)
+        _, _, metadata = read_header(path)
+        decoded = decode_metadata(metadata, path)
+        qmap = quantization_map(path, decoded)
         try:
             with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
                 for name in handle.keys():
                     tensor = handle.get_tensor(name)
                     # quanto's int8 kernels want their own storage (a view into a file buffer can be misaligned)
@@ -62,17 +70,94 @@ def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
         except (SafetensorError, OSError) as exc:
             raise WangpError(f"cannot read '{path}': {exc}", code="format",
                              hint="is it a complete .safetensors file? 'wangp download' fetches it again") from None
-        decoded = decode_metadata(metadata)
-        checkpoint.quantization_map.update(quantization_map(path, decoded) or {})
-        config = decoded.get("config")
-        if isinstance(config, str):  # stored as plain JSON
-            try:
-                config = json.loads(config)
-            except ValueError:
-                config = None
-        checkpoint.config = config if isinstance(config, dict) and config else checkpoint.config
+        checkpoint.quantization_map.update(qmap or {})
+        if decoded.get("config"):
+            checkpoint.config, checkpoint.config_file = decoded["config"], str(path)
         checkpoint.files.append(str(path))
     return checkpoint
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+#: What a value of the embedded config must be, by the words that say so.
+RULES = {
+    "a positive integer": lambda v: _is_int(v) and v > 0,
+    "a positive number": lambda v: _is_number(v) and v > 0,
+    "a positive integer or null": lambda v: v is None or (_is_int(v) and v > 0),
+    "a string or null": lambda v: v is None or isinstance(v, str),
+    "true or false": lambda v: isinstance(v, bool),
+    "a list of positive integers": lambda v: isinstance(v, list) and bool(v) and all(_is_int(x) and x > 0 for x in v),
+    "a list of non-negative integers": lambda v: isinstance(v, list) and all(_is_int(x) and x >= 0 for x in v),
+}
+#: Config keys whose value follows from the tensor shapes: the embedded config must agree with them.
+WAN_SHAPE_KEYS = ("attention_head_dim", "in_channels", "out_channels", "text_dim", "freq_dim", "ffn_dim",
+                  "num_layers", "patch_size", "image_dim", "added_kv_proj_dim", "vace_in_channels")
+HUNYUAN_SHAPE_KEYS = ("attention_head_dim", "in_channels", "out_channels", "num_layers", "num_single_layers",
+                      "num_refiner_layers", "mlp_ratio", "patch_size", "patch_size_t", "text_embed_dim",
+                      "pooled_projection_dim", "guidance_embeds")
+#: The other values a config may carry, and what each must be.
+WAN_TYPES = {"eps": "a positive number", "rope_max_seq_len": "a positive integer",
+             "pos_embed_seq_len": "a positive integer or null", "qk_norm": "a string or null",
+             "cross_attn_norm": "true or false", "vace_layers": "a list of non-negative integers"}
+HUNYUAN_TYPES = {"rope_theta": "a positive number", "rope_axes_dim": "a list of positive integers",
+                 "rope_dim_list": "a list of positive integers", "qk_norm": "a string or null",
+                 "image_condition_type": "a string or null"}
+
+
+def _same(a, b) -> bool:
+    """JSON equality (tuples as lists; ``true`` is not ``1``)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+class EmbeddedConfig:
+    """The config a file embeds, each value checked before the model is built (errors name the file and key)."""
+
+    def __init__(self, values: dict, where: str):
+        self.values = values
+        self.where = where
+
+    def error(self, text: str) -> WangpError:
+        return WangpError(f"{self.where}: the embedded config's {text}", code="format",
+                          hint="fix or remove the file's config metadata ('wangp inspect FILE' shows it)")
+
+    def get(self, key: str, rule: str, default=None):
+        value = self.values.get(key)
+        if value is None:
+            return default
+        if not RULES[rule](value):
+            raise self.error(f"{key} is not {rule} (it is {json.dumps(value)[:40]})")
+        return value
+
+    def divisor(self, key: str, dim: int, name: str = "dim") -> int | None:
+        """A head count: a positive integer dividing ``dim``."""
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if not (_is_int(value) and value > 0 and dim % value == 0):
+            raise self.error(f"{key} is not a positive divisor of {name} {dim} (it is {json.dumps(value)[:40]})")
+        return value
+
+    def checked(self, types: dict) -> None:
+        for key, rule in types.items():
+            self.get(key, rule)
+
+    def merged(self, derived: dict, shape_keys: tuple) -> dict:
+        """A diffusers-form config: its shape values must equal the derived ones; the rest is checked, kept."""
+        for key in shape_keys:
+            if key in self.values and not _same(self.values[key], derived.get(key)):
+                raise self.error(f"{key} ({json.dumps(self.values[key])[:40]}) does not fit the tensors "
+                                 f"({json.dumps(derived.get(key))})")
+        return {**derived, **{k: v for k, v in self.values.items() if not k.startswith("_")}}
 
 
 def _count(tensors: dict, prefix: str) -> int:
@@ -80,15 +165,19 @@ def _count(tensors: dict, prefix: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def _shape(tensors: dict, name: str):
-    """Shape of a weight, also when stored quantized (``name._data``)."""
+def _shape(tensors: dict, name: str, dims: int = 2):
+    """Shape of a weight, also when stored quantized (``name._data``): ``dims`` positive dimensions."""
     tensor = tensors.get(name)
     if tensor is None:
         tensor = tensors.get(name + "._data")
     if tensor is None:
         raise WangpError(f"the checkpoint has no '{name}'", code="format",
                          hint="is it a transformer in WanGP's original key layout?")
-    return tuple(tensor.shape)
+    shape = tuple(tensor.shape)
+    if len(shape) != dims or 0 in shape:
+        raise WangpError(f"the checkpoint's '{name}' has shape {list(shape)}, not {dims} positive dimensions",
+                         code="format", hint="is it a transformer in WanGP's original key layout?")
+    return shape
 
 
 def detect_family(tensors: dict) -> str:
@@ -102,13 +191,18 @@ def detect_family(tensors: dict) -> str:
     raise WangpError("unknown transformer layout (neither Wan nor HunyuanVideo)", code="format")
 
 
-def wan_config(tensors: dict, embedded: dict, arch_shape: dict) -> dict:
-    """The diffusers config of a Wan transformer, from its shapes (head count from the embedded config)."""
-    if embedded.get("num_attention_heads") and str(embedded.get("_class_name", "")).startswith("Wan"):
-        return {k: v for k, v in embedded.items() if not k.startswith("_")}
-    dim, in_channels, *patch = _shape(tensors, "patch_embedding.weight")
-    heads = embedded.get("num_heads") or (arch_shape.get("num_heads") if arch_shape.get("dim") == dim else None)
-    heads = heads or max(dim // 128, 1)
+def wan_config(tensors: dict, embedded: dict, arch_shape: dict, where: str = "the checkpoint") -> dict:
+    """The diffusers config of a Wan transformer, from its shapes (head count from the embedded config).
+
+    An embedded diffusers-form config (``_class_name`` Wan..., ``num_attention_heads``) must agree with the
+    shapes; its other values are kept once checked.
+    """
+    check = EmbeddedConfig(embedded, where)
+    diffusers_form = bool(embedded.get("num_attention_heads")) and str(embedded.get("_class_name", "")).startswith(
+        "Wan")
+    dim, in_channels, *patch = _shape(tensors, "patch_embedding.weight", 5)
+    heads = check.divisor("num_attention_heads" if diffusers_form else "num_heads", dim)
+    heads = heads or (arch_shape.get("num_heads") if arch_shape.get("dim") == dim else None) or max(dim // 128, 1)
     layers = _count(tensors, "blocks")
     out = _shape(tensors, "head.head.weight")[0] // (patch[0] * patch[1] * patch[2])
     config = {
@@ -116,7 +210,7 @@ def wan_config(tensors: dict, embedded: dict, arch_shape: dict) -> dict:
         "in_channels": in_channels, "out_channels": out, "text_dim": _shape(tensors, "text_embedding.0.weight")[1],
         "freq_dim": _shape(tensors, "time_embedding.0.weight")[1], "ffn_dim": _shape(tensors, "blocks.0.ffn.0.weight")[0],
         "num_layers": layers, "cross_attn_norm": "blocks.0.norm3.weight" in tensors,
-        "qk_norm": "rms_norm_across_heads", "eps": float(embedded.get("eps", 1e-6)),
+        "qk_norm": "rms_norm_across_heads", "eps": float(check.get("eps", "a positive number", 1e-6)),
     }
     if "img_emb.proj.1.weight" in tensors or "img_emb.proj.1.weight._data" in tensors:
         config["image_dim"] = _shape(tensors, "img_emb.proj.1.weight")[1]
@@ -126,18 +220,32 @@ def wan_config(tensors: dict, embedded: dict, arch_shape: dict) -> dict:
     vace = _count(tensors, "vace_blocks")
     if vace:
         config["vace_layers"] = list(range(0, layers, layers // vace))[:vace]
-        config["vace_in_channels"] = _shape(tensors, "vace_patch_embedding.weight")[1]
-    return config
+        config["vace_in_channels"] = _shape(tensors, "vace_patch_embedding.weight", 5)[1]
+    if not diffusers_form:
+        return config
+    check.checked(WAN_TYPES)
+    given = embedded.get("vace_layers")
+    if given is not None and (len(given) != vace or any(index >= layers for index in given)):
+        raise check.error(f"vace_layers {json.dumps(given)[:40]} does not fit the tensors ({vace} VACE blocks "
+                          f"over {layers} layers)")
+    return check.merged(config, WAN_SHAPE_KEYS)
 
 
-def hunyuan_config(tensors: dict, embedded: dict, arch_shape: dict) -> dict:
-    """The diffusers config of a HunyuanVideo transformer, from its shapes."""
-    if embedded.get("num_attention_heads") and str(embedded.get("_class_name", "")).startswith("Hunyuan"):
-        return {k: v for k, v in embedded.items() if not k.startswith("_")}
-    hidden, in_channels, patch_t, patch, _ = _shape(tensors, "img_in.proj.weight")
-    heads = embedded.get("heads_num") or (arch_shape.get("num_attention_heads")
-                                          if arch_shape.get("num_attention_heads", 0) * 128 == hidden else None)
+def hunyuan_config(tensors: dict, embedded: dict, arch_shape: dict, where: str = "the checkpoint") -> dict:
+    """The diffusers config of a HunyuanVideo transformer, from its shapes (see :func:`wan_config`)."""
+    check = EmbeddedConfig(embedded, where)
+    diffusers_form = bool(embedded.get("num_attention_heads")) and str(embedded.get("_class_name", "")).startswith(
+        "Hunyuan")
+    hidden, in_channels, patch_t, patch, _ = _shape(tensors, "img_in.proj.weight", 5)
+    heads = check.divisor("num_attention_heads" if diffusers_form else "heads_num", hidden, "hidden size")
+    heads = heads or (arch_shape.get("num_attention_heads")
+                      if arch_shape.get("num_attention_heads", 0) * 128 == hidden else None)
     heads = heads or max(hidden // 128, 1)
+    check.checked(HUNYUAN_TYPES)
+    rope_key = "rope_axes_dim" if diffusers_form else "rope_dim_list"
+    rope = embedded.get(rope_key)
+    if rope is not None and sum(rope) != hidden // heads:
+        raise check.error(f"{rope_key} {json.dumps(rope)[:40]} does not sum to the head dim {hidden // heads}")
     out = _shape(tensors, "final_layer.linear.weight")[0] // (patch * patch * patch_t)
     config = {
         "in_channels": in_channels, "out_channels": out, "num_attention_heads": heads,
@@ -149,13 +257,12 @@ def hunyuan_config(tensors: dict, embedded: dict, arch_shape: dict) -> dict:
         "patch_size": patch, "patch_size_t": patch_t,
         "text_embed_dim": _shape(tensors, "txt_in.input_embedder.weight")[1],
         "pooled_projection_dim": _shape(tensors, "vector_in.in_layer.weight")[1],
-        "rope_theta": 256.0, "rope_axes_dim": list(embedded.get("rope_dim_list") or
-                                                  arch_shape.get("rope_axes_dim") or (16, 56, 56)),
+        "rope_theta": 256.0, "rope_axes_dim": list(rope or arch_shape.get("rope_axes_dim") or (16, 56, 56)),
         "guidance_embeds": any(k.startswith("guidance_in.") for k in tensors),
     }
     if arch_shape.get("image_condition_type"):
         config["image_condition_type"] = "token_replace" if in_channels == out else "latent_concat"
-    return config
+    return check.merged(config, HUNYUAN_SHAPE_KEYS) if diffusers_form else config
 
 
 def _split_fused(tensors: dict, qmap: dict, module: str, parts: list[tuple[str, int]]) -> None:
@@ -251,15 +358,16 @@ def convert_checkpoint(checkpoint: Checkpoint, arch_shape: dict | None = None) -
     tensors = dict(checkpoint.tensors)
     qmap = dict(checkpoint.quantization_map)
     family = detect_family(tensors)
+    where = f"'{checkpoint.config_file}'" if checkpoint.config_file else "the checkpoint"
     if family == "wan":
-        config = wan_config(tensors, checkpoint.config, arch_shape)
+        config = wan_config(tensors, checkpoint.config, arch_shape, where)
         emb_pos = tensors.pop("img_emb.emb_pos", None)  # not mapped by diffusers' converter
         converted = convert_wan_transformer_to_diffusers(tensors)
         if emb_pos is not None:
             converted["condition_embedder.image_embedder.pos_embed"] = emb_pos
         qmap = _convert_map(qmap, convert_wan_transformer_to_diffusers)
     else:
-        config = hunyuan_config(tensors, checkpoint.config, arch_shape)
+        config = hunyuan_config(tensors, checkpoint.config, arch_shape, where)
         hidden = config["num_attention_heads"] * config["attention_head_dim"]
         presplit_hunyuan(tensors, qmap, hidden)
         converted = convert_hunyuan_video_transformer_to_diffusers(tensors)

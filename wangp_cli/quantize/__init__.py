@@ -1,10 +1,17 @@
 """``wangp quantize``: WanGP's ``--save-quantized`` as a command (refusals, naming, JSON write-back).
 
+Each definition is planned on its own: ``skipped`` (nothing to do, or WanGP would not save one), ``refused`` (a
+problem to fix: path outside the home, missing file, unwritable folder, malformed source), else ``pending``;
+running it gives ``created`` or ``exists``. Outputs are made under a lock beside them (:mod:`.lock`), so a
+source shared by several definitions, or two runs at once, is quantized once.
+
 torch is imported only when a file is actually quantized (see :mod:`wangp_cli.quantize.quantizer`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,25 +19,35 @@ from wangp_cli.core.definitions import Catalog, Definition
 from wangp_cli.core.errors import WangpError
 from wangp_cli.core.jsonio import rewrite_json_file
 from wangp_cli.core.models import module_ids, transformer_entries
+from wangp_cli.core.outputs import OutputError, check_folder_writable, check_output_file, os_error
 from wangp_cli.core.variants import Preference, dtype_token, local_path, quantized_name, select_variant
+from wangp_cli.quantize.lock import output_lock
+from wangp_cli.quantize.safetensors_io import is_quantized_checkpoint
+
+KIND = "quanto checkpoint"
 
 
 @dataclass
 class QuantizeJob:
-    """One definition to quantize, or the reason it is skipped."""
+    """One definition (or ``--input`` file) to quantize, or the reason it is skipped or refused."""
 
-    id: str
-    source: str | None = None  # local path of the 16-bit file (relative to home)
+    id: str | None
+    source: str | None = None  # local path of the 16-bit file (relative to home, or as given to --input)
     source_url: str | None = None
     output: str | None = None
-    status: str = "pending"  # pending, created, exists, skipped
+    status: str = "pending"  # pending, created, exists, skipped, refused
     reason: str = ""
     written_back: bool = False
     details: dict = field(default_factory=dict)
+    error: WangpError | None = field(default=None, repr=False)  # what an explicit id raises
 
     def to_dict(self) -> dict:
         return {"id": self.id, "source": self.source, "output": self.output, "status": self.status,
-                "reason": self.reason, "written_back": self.written_back}
+                "reason": self.reason, "written_back": self.written_back, "counts": self.details}
+
+    def refuse(self, error: WangpError) -> QuantizeJob:
+        self.status, self.reason, self.error = "refused", error.message, error
+        return self
 
 
 def wangp_config(arch_id: str | None) -> dict | None:
@@ -63,80 +80,172 @@ def refusal(catalog: Catalog, definition: Definition, dtype: str) -> str | None:
     return None
 
 
-def has_quanto_for(entries: list[str], dtype: str) -> bool:
-    return any("quanto" in local_path(e) and dtype_token(local_path(e)) == dtype for e in entries)
+def listed_quanto(entries: list[str], dtype: str) -> str | None:
+    """The first entry that is a quanto file of ``dtype`` (None when there is none)."""
+    return next((e for e in entries if "quanto" in local_path(e) and dtype_token(local_path(e)) == dtype), None)
 
 
-def plan_job(catalog: Catalog, model_id: str, dtype: str) -> QuantizeJob:
-    """The source, output and refusals for ``model_id``, without touching any file."""
-    definition = catalog.get(model_id)
+def plan_job(catalog: Catalog, model_id: str, dtype: str, *, force: bool = False) -> QuantizeJob:
+    """The source, output, skip or refusal for ``model_id``, without writing anything."""
     job = QuantizeJob(model_id)
-    reason = refusal(catalog, definition, dtype)
-    if reason:
-        job.status, job.reason = "skipped", reason
-        return job
-    chosen = select_variant(transformer_entries(catalog, definition), Preference("none", dtype))
-    job.source, job.source_url = chosen.path, chosen.source if chosen.is_remote else None
-    job.output = quantized_name(chosen.path, dtype)
-    if catalog.home.exists(job.output):
-        job.status, job.reason = "exists", f"{job.output} already exists"
+    try:
+        definition = catalog.get(model_id)
+        entries = transformer_entries(catalog, definition)
+        reason = refusal(catalog, definition, dtype)
+        if reason:
+            job.status, job.reason = "skipped", reason
+            job.error = WangpError(f"cannot quantize '{model_id}': {reason}", code="refused")
+            return job
+        listed = listed_quanto(entries, dtype)
+        if listed and not force:
+            job.status = "skipped"
+            job.reason = f"already has a quanto {dtype} file ({listed}); pass --force to quantize it again"
+            return job
+        chosen = select_variant(entries, Preference("none", dtype))
+        job.source, job.source_url = chosen.path, chosen.source if chosen.is_remote else None
+        job.output = quantized_name(chosen.path, dtype)
+        home = catalog.home
+        output = home.resolve(job.output)
+        if not home.resolve(job.source).is_file() and not job.source_url:
+            raise WangpError(f"the local file {job.source} is missing", code="missing",
+                             hint="put the file there, or list its URL in the definition")
+        check_folder_writable(output.parent, what="folder for the quantized file")
+        if _needs_write_back(definition, job.output):
+            _check_writable(definition.source.path)
+        if output.exists():
+            if not force and not is_quantized_checkpoint(output):
+                raise OutputError(f"'{job.output}' already exists and is not a {KIND}", code="exists",
+                                  hint="remove it, or pass --force to replace it")
+            if not force:
+                job.status = "exists"
+    except WangpError as exc:
+        return job.refuse(exc)
     return job
 
 
-def batch_jobs(catalog: Catalog, dtype: str) -> list[QuantizeJob]:
-    """Every finetune with a 16-bit variant but no quanto file of ``dtype`` (the others skipped, with why)."""
-    jobs = []
-    for model_id in sorted(catalog.ids(include_hidden=True)):
-        definition = catalog.definitions[model_id]
-        if definition.origin != "finetunes":
-            continue
-        try:
-            entries = transformer_entries(catalog, definition)
-        except WangpError as exc:
-            jobs.append(QuantizeJob(model_id, status="skipped", reason=exc.message))
-            continue
-        if has_quanto_for(entries, dtype):
-            jobs.append(QuantizeJob(model_id, status="skipped", reason=f"already has a quanto {dtype} file"))
-            continue
-        jobs.append(plan_job(catalog, model_id, dtype))
+def _check_writable(path: Path) -> None:
+    """The definition file can be rewritten (checked before the work whose result it records)."""
+    check_folder_writable(path.parent, what="folder of the definition")
+    if not os.access(path, os.W_OK):
+        raise OutputError(f"cannot update '{path}': permission denied", code="not-writable",
+                          hint="make the definition writable, or quantize with --input and add the file by hand")
+
+
+def _needs_write_back(definition: Definition, output: str) -> bool:
+    """Whether the definition's URLs lack ``output`` (an entry whose local path is ``output`` counts)."""
+    urls = definition.model.get("URLs")
+    return not (isinstance(urls, list) and any(isinstance(e, str) and local_path(e) == output for e in urls))
+
+
+def batch_jobs(catalog: Catalog, dtype: str, *, force: bool = False) -> list[QuantizeJob]:
+    """Every finetune, planned on its own; a 16-bit file shared by several is made once (the first one)."""
+    jobs = [plan_job(catalog, model_id, dtype, force=force)
+            for model_id in sorted(catalog.ids(include_hidden=True))
+            if catalog.definitions[model_id].origin == "finetunes"]
+    first: dict[str, str] = {}
+    for job in jobs:
+        if job.status == "pending":
+            owner = first.setdefault(job.output, job.id)
+            if owner != job.id:
+                job.reason = f"made once, for {owner}"
     return jobs
 
 
-def run_job(catalog: Catalog, job: QuantizeJob, dtype: str, *, progress=None) -> QuantizeJob:
-    """Download the source if needed, quantize it, append the output to the definition's URLs."""
-    if job.status == "skipped":
+def run_job(catalog: Catalog, job: QuantizeJob, dtype: str, *, force: bool = False, progress=None,
+            on_start=None, on_wait=None) -> QuantizeJob:
+    """Download the source if needed, quantize it (under the output's lock), append the output to the URLs.
+
+    The output is looked at again once the lock is held: another run (or an earlier job sharing the source)
+    may have made it meanwhile; it then counts as ``exists``.
+    """
+    if job.status in ("skipped", "refused"):
         return job
     home = catalog.home
-    if job.status != "exists":
-        source = home.resolve(job.source)
-        if not source.is_file():
-            if not job.source_url:
-                raise WangpError(f"'{job.id}': the local file {job.source} is missing", code="missing")
-            from wangp_cli import download
+    output = home.resolve(job.output)
+    with output_lock(output, on_wait):
+        if output.exists() and not force:
+            job.status = "exists"
+        else:
+            source = home.resolve(job.source)
+            if not source.is_file():
+                from wangp_cli import download
 
-            plan = download.plan_for(catalog, [job.id], Preference("none", dtype), components=False)
-            plan.files = [f for f in plan.files if f.dest == job.source]
-            download.download(plan, home)
-        from wangp_cli.quantize.quantizer import quantize_file
+                plan = download.plan_for(catalog, [job.id], Preference("none", dtype), components=False)
+                plan.files = [f for f in plan.files if f.dest == job.source]
+                download.download(plan, home)
+            from wangp_cli.quantize.quantizer import quantize_file
 
-        config = wangp_config(catalog.get(job.id).architecture)
-        result = quantize_file(source, home.resolve(job.output), dtype, config=config, progress=progress)
-        job.details = dict(result.counts)
-        job.status = "created"
+            config = wangp_config(catalog.get(job.id).architecture)
+            result = quantize_file(source, output, dtype, config=config, progress=progress, on_start=on_start)
+            job.details = dict(result.counts)
+            job.status = "created"
     definition = catalog.get(job.id)
-    job.written_back = rewrite_json_file(definition.source.path, ("model", "URLs"), job.output)
+    if _needs_write_back(definition, job.output):
+        job.written_back = rewrite_json_file(definition.source.path, ("model", "URLs"), job.output)
     return job
 
 
-def quantize_path(source: str, output: str | None, dtype: str, *, progress=None) -> tuple[Path, dict]:
-    """``--input SRC [--output DST]``: a bare checkpoint file; the output name follows WanGP's rule."""
+def run_jobs(catalog: Catalog, jobs: list[QuantizeJob], dtype: str, *, force: bool = False,
+             keep_going: bool = True, progress_for=None, on_start=None, on_wait=None) -> list[QuantizeJob]:
+    """Run every pending job; with ``keep_going`` a failing one is marked ``refused`` and the others go on.
+
+    ``progress_for(job)``: a context manager giving the job's progress callback; ``on_start(job)`` and
+    ``on_wait(job)`` as in :func:`run_job`. Each output is made at most once (also with ``force``).
+    """
+    made: set[str] = set()
+    for job in jobs:
+        if job.status in ("skipped", "refused"):
+            continue
+        try:
+            with (progress_for(job) if progress_for else contextlib.nullcontext()) as progress:
+                run_job(catalog, job, dtype, force=force and job.output not in made, progress=progress,
+                        on_start=on_start and (lambda job=job: on_start(job)),
+                        on_wait=on_wait and (lambda job=job: on_wait(job)))
+        except (WangpError, OSError) as exc:
+            if not keep_going:
+                raise
+            job.refuse(exc if isinstance(exc, WangpError) else os_error(exc))
+        if job.status == "created":
+            made.add(job.output)
+    return jobs
+
+
+def plan_path(source: str, output: str | None, dtype: str, *, force: bool = False) -> QuantizeJob:
+    """``--input SRC [--output DST]``: a bare checkpoint file; the output name follows WanGP's rule.
+
+    ``--output`` naming a folder (existing, or written with a trailing slash) puts the file there under that
+    name; an existing output that is not a quanto checkpoint is refused unless ``force``.
+    """
+    src = Path(source)
+    if not src.exists():
+        raise WangpError(f"'{source}' does not exist", code="missing")
+    name = Path(quantized_name(src.name, dtype)).name
+    if output is None:
+        dest = src.with_name(name)
+    elif Path(output).is_dir() or output.endswith(("/", os.sep)):
+        dest = Path(output) / name
+    else:
+        dest = Path(output)
+    if dest.exists() and os.path.samefile(dest, src):
+        raise OutputError(f"--output '{dest}' is the source file itself", code="exists",
+                          hint="name another output file")
+    check_output_file(dest, force=force, kind=KIND, is_own_kind=is_quantized_checkpoint, option="--output")
+    job = QuantizeJob(None, source=str(src), output=str(dest))
+    if dest.exists() and not force:
+        job.status, job.reason = "exists", "pass --force to make it again"
+    return job
+
+
+def quantize_path(job: QuantizeJob, dtype: str, *, force: bool = False, progress=None, on_start=None,
+                  on_wait=None) -> QuantizeJob:
+    """Quantize a :func:`plan_path` job under its output's lock (``exists`` when another run made it)."""
     from wangp_cli.quantize.quantizer import quantize_file
 
-    src = Path(source)
-    if not src.is_file():
-        raise WangpError(f"'{source}' does not exist", code="missing")
-    dest = Path(output) if output else src.with_name(Path(quantized_name(src.name, dtype)).name)
-    if dest.exists():
-        raise WangpError(f"'{dest}' already exists", code="exists", hint="remove it or pass another --output")
-    result = quantize_file(src, dest, dtype, progress=progress)
-    return dest, dict(result.counts)
+    output = Path(job.output)
+    with output_lock(output, on_wait):
+        if output.exists() and not force:
+            job.status = "exists"
+            return job
+        result = quantize_file(job.source, output, dtype, progress=progress, on_start=on_start)
+    job.details, job.status = dict(result.counts), "created"
+    return job

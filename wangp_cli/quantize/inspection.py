@@ -25,7 +25,7 @@ def _guess(shapes: dict[str, tuple], names: set[str]) -> str | None:
         image = shapes.get("img_in.proj.weight", (0, 0))
         return "hunyuan_i2v (or another 33-channel Hunyuan)" if len(image) > 1 and image[1] == 33 else "hunyuan"
     weight = shapes.get("patch_embedding.weight")
-    if weight is None:
+    if weight is None or len(weight) < 2:
         if any(n.startswith("vace_blocks.") for n in names):
             return "vace_14B module" if any(s and s[-1] == 5120 for s in shapes.values()) else "vace module"
         return None
@@ -41,10 +41,10 @@ def _guess(shapes: dict[str, tuple], names: set[str]) -> str | None:
 def inspect_checkpoint(path) -> dict:
     """Key layout, architecture guess, dtypes, tensor count and bytes, quantized modules, embedded config."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WangpError(f"'{path}' does not exist", code="missing")
     offset, entries, metadata = read_header(path)
-    decoded = decode_metadata(metadata)
+    decoded = decode_metadata(metadata, path)
     qmap = quantization_map(path, decoded)
     names = {e.name for e in entries}
     shapes = {e.name: e.shape for e in entries}

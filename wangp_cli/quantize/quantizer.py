@@ -45,7 +45,8 @@ def quantized_modules(entries: list[Entry]) -> list[str]:
     found = towers([e.name for e in entries])
     modules = []
     for entry in entries:
-        if not entry.name.endswith(".weight") or len(entry.shape) != 2 or entry.dtype not in FLOATS:
+        if (not entry.name.endswith(".weight") or len(entry.shape) != 2 or 0 in entry.shape
+                or entry.dtype not in FLOATS):
             continue
         match = _FLOOR.match(entry.name)
         if match and match[1] in found and not LOCKED_MODULES.search(entry.name):
@@ -122,7 +123,8 @@ class QuantizePlan:
     counts: Counter = field(default_factory=Counter)
 
 
-def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict | None = None) -> QuantizePlan:
+def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict | None = None,
+                source="") -> QuantizePlan:
     target = TARGET_CODES[dtype]
     by_name = {e.name: e for e in entries}
     modules = quantized_modules(entries)
@@ -164,21 +166,18 @@ def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict |
     qmap = {module: {"weights": "qint8", "activations": "none"} for module in modules}
     meta = {"quantization_format": "quanto",
             "quantization_map_base64": base64.b64encode(json.dumps(qmap, ensure_ascii=False).encode()).decode()}
-    config = _embedded_config(metadata) or config  # a source saved by WanGP carries WanGP's own config
+    config = decode_metadata(metadata, source).get("config") or config  # WanGP's own, in a file WanGP saved
     if config:
         meta["config_base64"] = base64.b64encode(json.dumps(config, ensure_ascii=False).encode()).decode()
     return QuantizePlan(out, sources, qmap, meta, counts)
-
-
-def _embedded_config(metadata: dict) -> dict | None:
-    config = decode_metadata(metadata).get("config")
-    return config if isinstance(config, dict) else None
 
 
 def _bytes_of(tensor) -> memoryview:
     """The raw little-endian bytes of a tensor, without a copy."""
     import torch
 
+    if tensor.numel() == 0:
+        return memoryview(b"")
     tensor = tensor.contiguous()
     if tensor.dtype in (torch.bfloat16, torch.float16):
         tensor = tensor.view(torch.int16)
@@ -250,21 +249,41 @@ class _BackgroundWriter:
             self._thread.join()
 
 
-def quantize_file(source, output, dtype: str, *, config: dict | None = None, progress=None) -> QuantizePlan:
-    """Stream ``source`` (16/32-bit safetensors) into a quanto int8 file at ``output`` (temp name, then rename)."""
+def output_size(plan: QuantizePlan) -> int:
+    """The bytes of the output file, known from the source header alone."""
+    return len(encode_header(plan.entries, plan.metadata)) + sum(e.nbytes for e in plan.entries)
+
+
+def quantize_file(source, output, dtype: str, *, config: dict | None = None, progress=None,
+                  on_start=None) -> QuantizePlan:
+    """Stream ``source`` (16/32-bit safetensors) into a quanto int8 file at ``output`` (temp name, then rename).
+
+    Everything that can be checked first is: the source header, the output folder (writable), its free space
+    (the output size follows from the header). ``on_start()`` runs once those passed, before the first byte.
+    The output gets the umask's mode (0644 under 022).
+    """
     import torch
+
+    from wangp_cli.core.jsonio import created_mode
+    from wangp_cli.core.outputs import check_folder_writable, check_free_space, os_error
 
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     codes = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
     output = Path(output)
     with TensorReader(source) as reader:
-        if "quantization_map_base64" in reader.metadata or "quantization_map" in reader.metadata:
+        if "quantization_map" in decode_metadata(reader.metadata, source):
             raise WangpError(f"'{source}' is already quantized",
                              hint="quantize the 16-bit file of the definition instead")
-        plan = plan_output(reader.entries, reader.metadata, dtype, config)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".wangp-tmp", dir=output.parent)
+        plan = plan_output(reader.entries, reader.metadata, dtype, config, source)
+        folder = check_folder_writable(output.parent, what="folder for the quantized file")
+        check_free_space(folder, output_size(plan), what=f"'{output.name}'")
+        if on_start:
+            on_start()
+        temp = None
         try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".wangp-tmp", dir=folder)
+            os.fchmod(fd, created_mode())
             work = _Workspace(max(e.nbytes for e in reader.entries), outputs=3)
             one = _bytes_of(torch.ones((), dtype=torch_dtype)).tobytes()
             with os.fdopen(fd, "wb") as handle, _BackgroundWriter(handle) as writer:
@@ -279,19 +298,19 @@ def quantize_file(source, output, dtype: str, *, config: dict | None = None, pro
                         writer.write(_bytes_of(scale))
                     elif kind == "one":
                         writer.write(one)
-                    else:  # cast or copy: fresh memory, as the writer may hold it for a while
-                        tensor = reader.tensor(entry)
-                        if kind == "cast":
-                            tensor = tensor.to(codes[out_entry.dtype])
-                        writer.write(_bytes_of(tensor))
+                    elif kind == "copy":  # raw bytes: any dtype, fresh memory (the writer may hold it a while)
+                        writer.write(memoryview(reader.read_bytes(entry).numpy()))
+                    else:
+                        writer.write(_bytes_of(reader.tensor(entry).to(codes[out_entry.dtype])))
                     if progress:
                         progress(name)
                 writer.drain()
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, output)
-        except BaseException:
-            if os.path.exists(temp):
+        except OSError as exc:  # the file system's refusal, in one line naming the output
+            raise os_error(OSError(exc.errno, exc.strerror), f"cannot write '{output}'") from None
+        finally:
+            if temp and os.path.exists(temp):
                 os.unlink(temp)
-            raise
     return plan
