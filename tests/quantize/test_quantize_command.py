@@ -163,6 +163,31 @@ def test_inspect_reports_layout_quantization_and_config(home):
                             check=0).stdout)
     assert output["quantized"] and output["quantized_modules"] == 36 and output["dtypes"]["I8"] == 36
     assert output["quantization_format"] == "quanto" and output["quantization_map_source"] == "embedded"
-    assert output["config"]["model_type"] == "t2v" and output["config"]["num_layers"] == 40  # WanGP's t2v config
+    assert output["config"] is None  # WanGP's t2v config (40 layers of 5120) does not describe a 6-layer model
     result = run(home, "inspect", str(home / "finetunes/t2v_tiny.json"), check=1)
     assert "not a safetensors file" in result.stderr
+
+
+def test_wangp_config_is_embedded_only_where_it_describes_the_tensors():
+    """WanGP's configs/t2v_1.3B.json goes into a 1.3B-shaped file (header only: 30 blocks of width 1536), and no
+    architecture config goes into a file of another size (it would tell WanGP the wrong shape)."""
+    import base64
+
+    from wangp_cli.quantize import wangp_config
+    from wangp_cli.quantize.quantizer import plan_output
+    from wangp_cli.quantize.safetensors_io import Entry
+
+    def entries(dim, ffn, layers):
+        out = [Entry("patch_embedding.weight", "BF16", (dim, 16, 1, 2, 2))]
+        for block in range(layers):
+            for name in ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o"):
+                out.append(Entry(f"blocks.{block}.{name}.weight", "BF16", (dim, dim)))
+            out += [Entry(f"blocks.{block}.ffn.0.weight", "BF16", (ffn, dim)),
+                    Entry(f"blocks.{block}.ffn.2.weight", "BF16", (dim, ffn))]
+        return out
+
+    config = wangp_config("t2v_1.3B")
+    fitting = plan_output(entries(1536, 8960, 30), {}, "bf16", config)
+    assert json.loads(base64.b64decode(fitting.metadata["config_base64"])) == config
+    for shape in ((64, 128, 30), (1536, 8960, 6), (1536, 4096, 30)):
+        assert "config_base64" not in plan_output(entries(*shape), {}, "bf16", config).metadata

@@ -166,10 +166,21 @@ def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict |
     qmap = {module: {"weights": "qint8", "activations": "none"} for module in modules}
     meta = {"quantization_format": "quanto",
             "quantization_map_base64": base64.b64encode(json.dumps(qmap, ensure_ascii=False).encode()).decode()}
-    config = decode_metadata(metadata, source).get("config") or config  # WanGP's own, in a file WanGP saved
+    own = decode_metadata(metadata, source).get("config")  # WanGP's own, in a file WanGP saved
+    config = own or (config if config and _describes(config, by_name, entries) else None)
     if config:
         meta["config_base64"] = base64.b64encode(json.dumps(config, ensure_ascii=False).encode()).decode()
     return QuantizePlan(out, sources, qmap, meta, counts)
+
+
+def _describes(config: dict, by_name: dict, entries: list[Entry]) -> bool:
+    """Whether the architecture's config fits these tensors (width, FFN width, depth): a finetune of another
+    size gets no embedded config rather than a wrong one."""
+    query = by_name.get("blocks.0.self_attn.q.weight")
+    ffn = by_name.get("blocks.0.ffn.0.weight")
+    depth = len({e.name.split(".")[1] for e in entries if e.name.startswith("blocks.")})
+    return (query is not None and query.shape[:1] == (config.get("dim"),) and depth == config.get("num_layers")
+            and (ffn is None or ffn.shape[:1] == (config.get("ffn_dim"),)))
 
 
 def _bytes_of(tensor) -> memoryview:
