@@ -23,11 +23,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wangp_cli.core.errors import WangpError
 from wangp_cli.core.jsonio import json_text
+from wangp_cli.core.locks import LOCK_SUFFIX, is_current, output_lock
 from wangp_cli.core.safety import redact
 
 CHUNK = 1 << 20
 RETRIES = 5
-PART_SUFFIX, META_SUFFIX, LOCK_SUFFIX = ".wangp-part", ".wangp-part.json", ".wangp-lock"
+PART_SUFFIX, META_SUFFIX = ".wangp-part", ".wangp-part.json"
 
 
 class DownloadError(WangpError):
@@ -100,41 +101,6 @@ def resume_offset(remote: Remote, dest: Path) -> int:
     return size if same and size <= remote.size else 0
 
 
-def _lock_is_ours(handle, path: Path) -> bool:
-    """Whether the locked handle is still the file at ``path`` (a finishing run may have removed it)."""
-    try:
-        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive lock held while one process fetches a target (others wait, then find it present).
-
-    The lock file is removed when the holder leaves (success, failure or Ctrl-C); a waiter that then holds a
-    removed file opens the path again, so two runs never both think they hold the lock.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, still atomic renames
-        yield
-        return
-    while True:
-        handle = open(path, "a+b")
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        if _lock_is_ours(handle, path):
-            break
-        handle.close()
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        handle.close()
-
-
 def sweep(folder: Path) -> list[Path]:
     """Remove what earlier runs left in ``folder`` and nobody uses: unlocked lock files, metadata without a
     partial file. Partial files themselves are kept (they resume). Returns what was removed."""
@@ -149,7 +115,7 @@ def sweep(folder: Path) -> list[Path]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a transfer is running
-            if _lock_is_ours(handle, lock):
+            if is_current(handle.fileno(), lock):
                 lock.unlink()
                 removed.append(lock)
     for meta in folder.glob(f".*{META_SUFFIX}") if folder.is_dir() else ():
@@ -314,8 +280,8 @@ def fetch(remote: Remote, dest: Path, *, what: str, progress=None, retries: int 
     ``untrusted``: ``dest`` exists but failed its SHA-256 check; it is replaced only by a verified copy.
     """
     timeout = timeout or read_timeout()
-    part, meta, lock = part_paths(dest)
-    with file_lock(lock):
+    part, meta, _ = part_paths(dest)
+    with output_lock(dest):
         if dest.is_file() and (remote.size is None or dest.stat().st_size == remote.size):
             if not untrusted or sha256_of(dest).hexdigest() == (remote.sha256 or "").lower():
                 return dest  # another run finished it meanwhile

@@ -21,7 +21,7 @@ from wangp_cli.core.jsonio import rewrite_json_file
 from wangp_cli.core.models import module_ids, transformer_entries
 from wangp_cli.core.outputs import OutputError, check_folder_writable, check_output_file, os_error
 from wangp_cli.core.variants import Preference, dtype_token, local_path, quantized_name, select_variant
-from wangp_cli.quantize.lock import output_lock
+from wangp_cli.core.locks import output_lock
 from wangp_cli.quantize.safetensors_io import is_quantized_checkpoint
 
 KIND = "quanto checkpoint"

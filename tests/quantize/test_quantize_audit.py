@@ -22,7 +22,7 @@ from tests.quantize.test_quantize_command import tiny_wan_state  # noqa: E402
 from wangp_cli.cli import app  # noqa: E402
 from wangp_cli.core.errors import WangpError  # noqa: E402
 from wangp_cli.generate.weights import hunyuan_config, read_checkpoint, wan_config  # noqa: E402
-from wangp_cli.quantize.lock import lock_path, output_lock  # noqa: E402
+from wangp_cli.core.locks import lock_path, output_lock  # noqa: E402
 from wangp_cli.quantize.quantizer import quantize_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""A lock file beside an output, so that two runs never make the same file twice.
+"""A lock file beside an output, so that two runs never make the same file twice (downloads, quantize).
 
 The first run holds ``.<name>.wangp-lock`` (``flock``) while it works and removes it when done; a second run
 waits for it, then finds the output present. A lock file removed by its holder while another run waited is
@@ -12,8 +12,19 @@ import os
 from pathlib import Path
 
 
+LOCK_SUFFIX = ".wangp-lock"
+
+
 def lock_path(output: Path) -> Path:
-    return output.with_name(f".{output.name}.wangp-lock")
+    return output.with_name(f".{output.name}{LOCK_SUFFIX}")
+
+
+def is_current(fd: int, path: Path) -> bool:
+    """Whether the open lock file ``fd`` is still the file at ``path`` (a finishing run may have removed it)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -37,11 +48,7 @@ def output_lock(output: str | os.PathLike, on_wait=None):
                     on_wait()
                 waited = True
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                current = os.stat(path).st_ino
-            except FileNotFoundError:
-                current = None
-            if current != os.fstat(fd).st_ino:
+            if not is_current(fd, path):
                 continue  # the holder removed this file meanwhile: lock the new one
             try:
                 yield
