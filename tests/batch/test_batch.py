@@ -194,7 +194,7 @@ def test_manifest_errors_are_clear(home, tmp_path):
     result = wangp("--home", home, "generate", "--manifest", duplicate, "--prompt", "x")
     assert result.exit_code == 2 and "--prompt cannot be combined with --manifest" in result.stderr
     result = wangp("--home", home, "generate", "-m", "tiny_a", "--shard", "0/2")
-    assert result.exit_code == 2 and "only work with --manifest" in result.stderr
+    assert result.exit_code == 2 and "--shard only works with --manifest" in result.stderr
     unsafe = write_manifest(tmp_path / "unsafe.jsonl", [{"id": "../escape", "model": "tiny_a"}])
     assert "not a usable file name" in read_manifest(unsafe)[0].error
 

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wangp_cli.core.errors import WangpError
-from wangp_cli.generate.request import FLAG_KEYS
+from wangp_cli.core import keys as K
+from wangp_cli.core.errors import UsageError, WangpError
+from wangp_cli.core.safety import did_you_mean
+from wangp_cli.generate.request import FLAG_KEYS, shown
 
 #: Keys naming the definition, first found wins (WanGP's files use ``model_type``).
 MODEL_KEYS = ("model_type", "model", "finetune")
@@ -23,6 +25,9 @@ MEDIA_KEYS = {"image": "image_start", "last_image": "image_end", "control_video"
 #: Informational keys of WanGP's files and videos that are not settings.
 IGNORED_KEYS = ("type", "settings_version", "base_model_type", "model_filename", "generation_time", "$schema")
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Keys a record may hold: ours, and every WanGP settings key (of July 2025 and later versions).
+KNOWN_KEYS = sorted({"id", *MODEL_KEYS, *MEDIA_KEYS, *MEDIA_KEYS.values(), "quantization", "dtype", *IGNORED_KEYS,
+                     *FLAG_KEYS, *K.SETTINGS_KEYS, *K.LATER_SETTINGS_KEYS, *K.MEDIA_KEYS})
 
 
 class ManifestError(WangpError):
@@ -45,6 +50,7 @@ class Job:
     quantization: str | None = None
     dtype: str | None = None
     error: str | None = None  # why the record is not a valid job
+    warnings: list[str] = field(default_factory=list)  # what the record holds that has no effect
 
     @property
     def model_key(self) -> tuple:
@@ -152,18 +158,20 @@ def normalise(record, index: int, line: int, base: Path) -> Job:
             job.quantization, found = _preference_from_filename(filename)
             job.dtype = job.dtype or found
         if job.quantization not in (None, "int8", "none"):
-            raise ManifestError(f"quantization '{job.quantization}': use int8 or none")
+            raise ManifestError(f"quantization {shown(job.quantization)}: use int8 or none")
         if job.dtype not in (None, "bf16", "fp16"):
-            raise ManifestError(f"dtype '{job.dtype}': use bf16 or fp16")
+            raise ManifestError(f"dtype {shown(job.dtype)}: use bf16 or fp16")
         for key in IGNORED_KEYS:
             record.pop(key, None)
+        job.warnings = [f"'{key}' is neither a manifest key nor a WanGP setting{did_you_mean(key, KNOWN_KEYS)}; "
+                        "it has no effect" for key in record if key not in KNOWN_KEYS]
         settings = {}
         for key, value in record.items():  # our flag names become WanGP's keys; WanGP's keys pass through
             settings[FLAG_KEYS.get(key, key)] = value
         job.settings = settings
         if job_id is not None:
             if not isinstance(job_id, str) or not JOB_ID.match(job_id):
-                raise ManifestError(f"id {job_id!r} is not a usable file name",
+                raise ManifestError(f"id {shown(job_id)} is not a usable file name",
                                     hint="letters, digits, '.', '_' and '-', starting with a letter or digit")
             job.id = job_id
     except ManifestError as exc:
@@ -196,16 +204,26 @@ def read_manifest(path: str | Path) -> list[Job]:
     return jobs
 
 
+def _slurm_number(environ: dict, name: str, default: str | None = None) -> int:
+    text = environ.get(name, default)
+    if not re.fullmatch(r"\s*\d{1,9}\s*", text):
+        raise UsageError(f"{name} {shown(text)} is not a number",
+                         hint="Slurm sets it for array jobs (sbatch --array); fix or unset it, or pass --shard i/N")
+    return int(text)
+
+
 def parse_shard(text: str | None, environ: dict) -> tuple[int, int] | None:
     """``"i/N"`` (0-based i), or Slurm's SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when ``text`` is None."""
-    from wangp_cli.core.errors import UsageError
-
     if text is None:
-        task, count = environ.get("SLURM_ARRAY_TASK_ID"), environ.get("SLURM_ARRAY_TASK_COUNT")
-        if task is None or count is None:
+        if environ.get("SLURM_ARRAY_TASK_ID") is None or environ.get("SLURM_ARRAY_TASK_COUNT") is None:
             return None
-        minimum = environ.get("SLURM_ARRAY_TASK_MIN", "0")
-        text = f"{int(task) - int(minimum)}/{count}"
+        task, count = (_slurm_number(environ, name) for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"))
+        minimum = _slurm_number(environ, "SLURM_ARRAY_TASK_MIN", "0")
+        if not minimum <= task < minimum + count:
+            raise UsageError(f"SLURM_ARRAY_TASK_ID {task} is outside the array ({minimum}.."
+                             f"{minimum + count - 1}: SLURM_ARRAY_TASK_MIN {minimum}, SLURM_ARRAY_TASK_COUNT {count})",
+                             hint="pass --shard i/N")
+        return task - minimum, count
     match = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", text)
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise UsageError(f"shard '{text}' is not i/N with 0 <= i < N", hint="e.g. --shard 0/4 ... --shard 3/4")

@@ -11,8 +11,11 @@ from pathlib import Path
 from wangp_cli.batch.manifest import Job, ManifestError
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import WangpError
+from wangp_cli.core.jsonio import json_text
+from wangp_cli.core.outputs import OutputError, check_folder_writable, check_output_file
 from wangp_cli.core.variants import Preference
 from wangp_cli.generate.request import GenerateRequest, build_request
+from wangp_cli.generate.runner import Preflight, preflight
 
 STATUSES = ("ok", "skipped", "failed", "invalid")
 
@@ -27,19 +30,25 @@ class BatchOptions:
     profile: str | None = None
     components: Path | None = None
     pipeline_kwargs: dict = field(default_factory=dict)
+    asked: tuple[str, ...] = ()  # preference fields set on the command line ("quantization", "dtype")
 
 
 @dataclass
 class Planned:
-    """A job with its validated request, or the reason it has none."""
+    """A job with its checked request (and what the checks found), or the reason it has none."""
 
     job: Job
     request: GenerateRequest | None = None
     error: str | None = None
+    checked: Preflight | None = None
 
     @property
     def output(self) -> Path | None:
         return self.request.output if self.request else None
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.job.warnings + (self.checked.warnings if self.checked else [])
 
 
 def video_path(options: BatchOptions, job: Job) -> Path:
@@ -52,51 +61,68 @@ def job_request(catalog: Catalog, job: Job, options: BatchOptions) -> GenerateRe
         raise ManifestError(job.error)
     preference = Preference(job.quantization or options.preference.quantization,
                             job.dtype or options.preference.dtype)
+    asked = set(options.asked) | {name for name in ("quantization", "dtype") if getattr(job, name)}
     return build_request(catalog, job.model_id, settings=job.settings, preference=preference,
                          output=video_path(options, job), profile=options.profile, components=options.components,
-                         pipeline_kwargs=options.pipeline_kwargs, **job.media)
+                         pipeline_kwargs=options.pipeline_kwargs, asked=tuple(sorted(asked)), **job.media)
 
 
-def plan_jobs(catalog: Catalog, jobs: list[Job], options: BatchOptions) -> list[Planned]:
-    """Every job checked (definition, settings, media) without loading anything."""
+def plan_jobs(catalog: Catalog, jobs: list[Job], options: BatchOptions, *, files: bool = True) -> list[Planned]:
+    """Every job checked (definition, settings, media, and with ``files`` the model files and the output)
+    without loading anything: the checks of a single video, so that the dry run and the run agree."""
     planned = []
     for job in jobs:
         try:
-            planned.append(Planned(job, job_request(catalog, job, options)))
+            request = job_request(catalog, job, options)
+            planned.append(Planned(job, request, checked=preflight(catalog, request) if files else None))
         except WangpError as exc:
             planned.append(Planned(job, error=exc.message))
     return planned
 
 
-def check_files(catalog: Catalog, request: GenerateRequest) -> tuple[list[str], list[str]]:
-    """(missing files that can be downloaded, missing files that cannot) for a request; no network."""
-    from wangp_cli.download import plan_for
-    from wangp_cli.generate.runner import model_files
+def _is_results_file(path: Path) -> bool:
+    """An empty file, or JSON Lines whose first record has an ``id`` and a ``status`` (what this runner writes;
+    a later line may be half a record, left by a killed run)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(record, dict) and {"id", "status"} <= set(record)
+    return True
 
-    files = model_files(catalog, request)
-    if files.components_missing and request.components is not None:
-        return [], [f"{request.components} (not a complete diffusers folder)"]
-    plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing,
-                    network=False)
-    return [f.dest for f in plan.missing if not f.local], [f.dest for f in plan.missing if f.local]
+
+def check_outputs(catalog: Catalog, manifest: Path, options: BatchOptions, results: Path) -> None:
+    """Before any job runs: the output folder is writable, and the results file is one this runner may append
+    to (never the manifest, a file of the home's definition folders, or any other existing file)."""
+    check_folder_writable(options.output_dir, what="output folder")
+    results = Path(results)
+    if results.exists() and Path(manifest).exists() and os.path.samefile(results, manifest):
+        raise OutputError(f"--results '{results}' is the manifest", code="exists",
+                          hint="name another file, e.g. --results results.jsonl")
+    home = catalog.home.root.resolve()
+    for folder in ("finetunes", "defaults", "settings"):
+        if results.resolve().is_relative_to(home / folder):
+            raise OutputError(f"--results '{results}' is in {folder}/, where the home keeps its definitions",
+                              code="exists", hint="name a file outside the home's definition folders")
+    check_output_file(results, kind="results file", is_own_kind=_is_results_file, option="--results",
+                      exists_hint="name another file with --results FILE: runs append their records to a results "
+                                  "file, nothing else")
 
 
 def dry_run(catalog: Catalog, planned: list[Planned]) -> list[dict]:
-    """One record per job: valid or not, and what would be downloaded."""
+    """One record per job: valid or not, what would be downloaded, whether the video exists, warnings."""
     records = []
     for item in planned:
         record = _base_record(item)
         if item.error is None:
-            try:
-                fetchable, lost = check_files(catalog, item.request)
-            except WangpError as exc:
-                fetchable, lost = [], [exc.message]
-            record["download"] = fetchable
-            if lost:
-                item.error = "missing local files: " + ", ".join(lost)
+            record["download"] = item.checked.download
             record["exists"] = item.output.is_file()
         record["status"] = "invalid" if item.error else "valid"
         record["error"] = item.error
+        record["warnings"] = item.warnings
         records.append(record)
     return records
 
@@ -130,54 +156,92 @@ def export_for_wangp(catalog: Catalog, planned: list[Planned], folder: Path) -> 
 
 
 def _base_record(item: Planned) -> dict:
+    """What a job's records share; ``seed`` is null while a random seed is not drawn."""
     job, request = item.job, item.request
     record = {"id": job.id, "index": job.index, "line": job.line, "model": job.model_id}
     if request is not None:
-        record.update(path=str(request.output), seed=request.seed, frames=request.frames,
-                      steps=request.steps, resolution=f"{request.width}x{request.height}",
+        record.update(path=str(request.output), seed=None if request.seed == -1 else request.seed,
+                      frames=request.frames, steps=request.steps, resolution=f"{request.width}x{request.height}",
                       prompt=request.settings.get("prompt", ""))
     return record
 
 
 def run_job(generator, item: Planned) -> dict:
     """Generate one job; never raises for a job's own failure (the record says what went wrong)."""
-    record = _base_record(item)
     if item.error:
-        return {**record, "status": "invalid", "error": item.error}
+        return {**_base_record(item), "status": "invalid", "error": item.error}
     started = time.perf_counter()
     try:
         result = generator.generate(item.request)
     except WangpError as exc:
-        return {**record, "status": "failed", "error": exc.message, "seconds": round(time.perf_counter() - started, 3)}
+        error = exc.message
     except Exception as exc:  # noqa: BLE001 - one failing job never stops the rest
-        return {**record, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                "seconds": round(time.perf_counter() - started, 3)}
-    return {**record, "status": "ok", "error": None, "seconds": round(time.perf_counter() - started, 3),
-            "timings": result["timings"], "peak_memory": result["peak_memory"], "model_reused": result["model_reused"],
-            "device": result["device"]}
+        error = f"{type(exc).__name__}: {exc}"
+    else:
+        return {**_base_record(item), "status": "ok", "error": None,
+                "seconds": round(time.perf_counter() - started, 3), "timings": result["timings"],
+                "peak_memory": result["peak_memory"], "model_reused": result["model_reused"],
+                "device": result["device"]}
+    return {**_base_record(item), "status": "failed", "error": error,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _seed_in(data) -> int | None:
+    seed = data.get("seed") if isinstance(data, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def existing_seed(video: Path) -> int | None:
+    """The seed a finished video was made with: from its sidecar, else from its mp4 metadata."""
+    from wangp_cli.generate.video import read_metadata
+
+    try:
+        seed = _seed_in(json.loads(video.with_suffix(".json").read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError):
+        seed = None
+    if seed is None:
+        try:
+            seed = _seed_in(read_metadata(video))
+        except OSError:
+            pass
+    return seed
 
 
 def pending(planned: list[Planned], force: bool) -> tuple[list[Planned], list[dict]]:
-    """(jobs to run, records of jobs skipped because their video exists)."""
+    """(jobs to run, records of jobs skipped because their video exists, with the seed it was made with)."""
     todo, skipped = [], []
     for item in planned:
         if not force and item.error is None and item.output.is_file():
-            skipped.append({**_base_record(item), "status": "skipped", "error": None})
+            skipped.append({**_base_record(item), "seed": existing_seed(item.output), "status": "skipped",
+                            "error": None})
         else:
             todo.append(item)
     return todo, skipped
 
 
+def _ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
+
+
 class ResultsFile:
-    """The results JSONL, one line per job as it finishes (flushed, so a killed run keeps what it did)."""
+    """The results JSONL, one line per job as it finishes (flushed, so a killed run keeps what it did).
+
+    Runs append: the records of earlier runs (an ``ok`` with its seed and timings) stay; the last line of an id
+    is its latest state."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "w", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")
+        if _ends_mid_line(self.path):  # a killed run may have left half a line: start on a line of our own
+            self._handle.write("\n")
 
     def write(self, record: dict) -> None:
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.write(json_text(record, indent=None) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
@@ -213,14 +277,14 @@ def run_serial(catalog: Catalog, planned: list[Planned], options: BatchOptions, 
 
 
 def prepare(catalog: Catalog, manifest: Path, options: BatchOptions,
-            selected: tuple[int, int] | None = None) -> list[Planned]:
-    """The manifest's jobs (or one shard's), grouped by model and checked."""
+            selected: tuple[int, int] | None = None, *, files: bool = True) -> list[Planned]:
+    """The manifest's jobs (or one shard's), grouped by model and checked (see :func:`plan_jobs`)."""
     from wangp_cli.batch.manifest import grouped, read_manifest, shard
 
     jobs = read_manifest(Path(manifest).resolve())
     if selected is not None:
         jobs = shard(jobs, *selected)
-    return plan_jobs(catalog, grouped(jobs), options)
+    return plan_jobs(catalog, grouped(jobs), options, files=files)
 
 
 def results_name(selected: tuple[int, int] | None) -> str:

@@ -124,9 +124,10 @@ def generate_command(
     results: Annotated[Optional[str], typer.Option(help="Batch: results JSONL (default: results.jsonl in the "
                                                        "output folder).", show_default=False,
                                                   rich_help_panel="Batch")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Batch: check every job (definition, settings, files "
-                                                            "present or downloadable) without loading a model.",
-                                          rich_help_panel="Batch")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything (settings, input files, model files "
+                                                            "present or downloadable, output) and print the plan "
+                                                            "without loading a model; with --manifest, every job.")]
+    = False,
     export_wangp: Annotated[Optional[str], typer.Option("--export-wangp", metavar="DIR", help="Batch: write each "
                                                         "job as a WanGP settings file DIR/<id>.json (for wgp.py "
                                                         "--process) instead of generating.", show_default=False,
@@ -154,12 +155,16 @@ def generate_command(
     from wangp_cli.core.variants import Preference
     from wangp_cli.generate.engine import PROFILES
     from wangp_cli.generate.request import build_request
+    from wangp_cli.generate.runner import preflight
 
     if quantization is Quantization.fp8:
         raise UsageError("generate supports --quantization int8 or none", hint="fp8 files are not loaded yet")
     if profile is not None and profile not in PROFILES:
         raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
     catalog = open_catalog(ctx, target.value)
+    preference = Preference(quantization.value, dtype.value)
+    asked = tuple(name for name in ("quantization", "dtype")  # given on the command line (or by a variable)
+                  if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"))
     flags = {"prompt": prompt, "negative_prompt": negative_prompt, "resolution": resolution, "frames": frames,
              "steps": steps, "guidance": guidance, "embedded_guidance": embedded_guidance, "flow_shift": flow_shift,
              "seed": seed}
@@ -171,31 +176,38 @@ def generate_command(
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with --manifest",
                              hint="put per-job values in the manifest's records")
-        return run_manifest(ctx, catalog, manifest, Preference(quantization.value, dtype.value), output=output,
+        return run_manifest(ctx, catalog, manifest, preference, output=output,
                             profile=profile, components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
                             shard_text=shard, force=force, results=results, dry_run=dry_run, export_wangp=export_wangp,
                             ray=ray_address or ("local" if ray else None),
-                            ray_actors=ray_actors, retries=retries, format=format)
-    batch_only = {"--shard": shard, "--force": force, "--results": results, "--dry-run": dry_run,
-                  "--export-wangp": export_wangp, "--ray": ray,
-                  "--ray-address": ray_address, "--ray-actors": ray_actors}
-    if any(batch_only.values()):
-        raise UsageError(f"{', '.join(k for k, v in batch_only.items() if v)} only work with --manifest")
+                            ray_actors=ray_actors, retries=retries, format=format, asked=asked)
+    batch_only = [name for name, value in {"--shard": shard, "--force": force, "--results": results,
+                                           "--export-wangp": export_wangp, "--ray": ray, "--ray-address": ray_address,
+                                           "--ray-actors": ray_actors}.items() if value]
+    if batch_only:
+        raise UsageError(f"{', '.join(batch_only)} only work{'s' if len(batch_only) == 1 else ''} with --manifest",
+                         hint="wangp generate --manifest jobs.jsonl ... (see docs/batch.md)")
     if finetune is None:
         raise UsageError("give --finetune ID (one video) or --manifest FILE (a batch)",
                          hint="e.g. wangp generate -m t2v_fusionix --prompt \"a cat surfing\"")
-    request = build_request(catalog, finetune, flags, preference=Preference(quantization.value, dtype.value),
+    request = build_request(catalog, finetune, flags, preference=preference,
                             image=image, last_image=last_image, control_video=control_video, mask=mask,
                             reference_images=reference_image or [], output=output, profile=profile,
-                            components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []))
+                            components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []), asked=asked)
+    checked = preflight(catalog, request)  # before a seed is drawn or torch imported
+    for message in checked.warnings:
+        warn(message)
+    if dry_run:
+        return _print_plan(request, checked, format)
     from wangp_cli.generate.engine import quiet_libraries
     from wangp_cli.generate.runner import Generator
 
+    reporter = StageReporter(ctx, format)
+    seed = request.draw_seed()
+    if not reporter.quiet:
+        sys.stderr.write(f"seed {seed}\n")
     if settings(ctx).verbose == 0:
         quiet_libraries()
-    reporter = StageReporter(ctx, format)
-    if not reporter.quiet:
-        sys.stderr.write(f"seed {request.seed}\n")
     try:
         record = Generator(catalog, reporter).generate(request)
     finally:
@@ -206,13 +218,42 @@ def generate_command(
         emit(record["path"])
 
 
+def _print_plan(request, checked, format: DataFormat) -> None:
+    """``generate -m ID --dry-run``: what would run, after every check, without loading anything."""
+    from wangp_cli.generate.request import shown
+
+    files = checked.files
+    seed = None if request.seed == -1 else request.seed
+    plan = {"status": "valid", "model": request.model_id, "architecture": request.architecture,
+            "transformer": files.transformer, "quantized": files.quantized or files.auto_quantize,
+            "dtype": files.dtype, "width": request.width, "height": request.height, "frames": request.frames,
+            "fps": request.fps, "steps": request.steps, "seed": seed, "output": str(checked.output),
+            "download": checked.download, "warnings": checked.warnings, "settings": request.settings}
+    if format is DataFormat.json:
+        return emit_json(plan)
+    output = str(checked.output) + ("" if checked.output.suffix.lower() == ".mp4" else
+                                    "/<time>_seed<seed>_<prompt>.mp4")
+    rows = [("model", f"{request.model_id} ({request.architecture})"),
+            ("transformer", ", ".join(files.transformer) + f" ({'int8 ' if plan['quantized'] else ''}{files.dtype})"),
+            ("video", f"{request.width}x{request.height}, {request.frames} frames at {request.fps} fps, "
+                      f"{request.steps} steps, seed {'random' if seed is None else seed}"),
+            ("prompt", shown(request.settings.get("prompt", ""), 70)),
+            ("output", output),
+            ("download", ", ".join(checked.download) or "nothing")]
+    for name, value in rows:
+        emit(f"{name:<12} {value}")
+    emit("ready: every check passed, nothing was loaded")
+
+
 def _dry_run_line(record: dict) -> str:
     """``[OK] id: model=..., steps=..., ...`` or ``[INVALID] id: model=...: reason`` (WanGP's dry-run shape)."""
     head = f"{record['id']}: model={record['model']}"
     if record["status"] != "valid":
         return f"[INVALID] {head}: {record['error']}"
+    from wangp_cli.generate.request import shown
+
     head += (f", steps={record['steps']}, frames={record['frames']}, {record['resolution']}, "
-             f"prompt={record['prompt'][:40]!r}")
+             f"prompt={shown(record['prompt'], 40)}")
     if record["download"]:
         head += f", downloads {len(record['download'])} file(s)"
     return f"[OK] {head}" + (" (video exists)" if record["exists"] else "")
@@ -220,7 +261,7 @@ def _dry_run_line(record: dict) -> str:
 
 def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
                  pipeline_kwargs, shard_text, force, results, dry_run, export_wangp, ray, ray_actors, retries,
-                 format) -> None:
+                 format, asked=()) -> None:
     """``--manifest``: every job of the manifest (or of one shard), serially or over Ray; or a check / an export."""
     import os
     import time
@@ -233,8 +274,14 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
     output_dir = Path(output).resolve() if output else (catalog.home.root / "outputs").resolve()
     options = runner.BatchOptions(output_dir=output_dir, preference=preference, force=force, profile=profile,
                                   components=Path(components).resolve() if components else None,
-                                  pipeline_kwargs=pipeline_kwargs)
-    planned = runner.prepare(catalog, Path(manifest), options, selected)
+                                  pipeline_kwargs=pipeline_kwargs, asked=asked)
+    results_path = Path(results) if results else output_dir / runner.results_name(selected)
+    if export_wangp is None:
+        runner.check_outputs(catalog, Path(manifest), options, results_path)
+    planned = runner.prepare(catalog, Path(manifest), options, selected, files=export_wangp is None)
+    for item in planned:
+        for message in item.warnings:
+            warn(f"{item.job.id} (line {item.job.line}): {message}")
     if export_wangp is not None:
         records = runner.export_for_wangp(catalog, planned, Path(export_wangp))
         if format is DataFormat.json:
@@ -266,7 +313,6 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
         from wangp_cli.generate.engine import quiet_libraries
 
         quiet_libraries()
-    results_path = Path(results) if results else output_dir / runner.results_name(selected)
     quiet = settings(ctx).quiet > 0 or format is DataFormat.json
     done = []
     start = time.perf_counter()

@@ -67,9 +67,11 @@ def _read_only(path: Path) -> bool:
 
 
 def check_output_file(path: str | os.PathLike, *, force: bool = False, kind: str = "output",
-                      is_own_kind: Callable[[Path], bool] | None = None, option: str = "-o") -> Path:
+                      is_own_kind: Callable[[Path], bool] | None = None, option: str = "-o",
+                      exists_hint: str = "choose another name, or pass --force to replace it") -> Path:
     """Refuse ``path`` unless it can be written: not a directory, name within 255 bytes, folder writable,
-    and not an existing file unless ``force`` or ``is_own_kind(path)`` says it is this command's output."""
+    and not an existing file unless ``force`` or ``is_own_kind(path)`` says it is this command's output
+    (``exists_hint`` then says what to do; commands without --force name their own way out)."""
     path = Path(path)
     if name_too_long(path.name):
         raise OutputError(f"{option} '{path.name[:40]}...': file name longer than {NAME_MAX} bytes",
@@ -87,7 +89,7 @@ def check_output_file(path: str | os.PathLike, *, force: bool = False, kind: str
                               hint="name a regular file")
         if not force and not (is_own_kind and is_own_kind(path)):
             raise OutputError(f"{option} '{path}' already exists and is not a {kind}", code="exists",
-                              hint="choose another name, or pass --force to replace it")
+                              hint=exists_hint)
         if not os.access(path, os.W_OK):
             raise OutputError(f"cannot write '{path}': permission denied", code="not-writable")
     check_folder_writable(path.parent if str(path.parent) else Path("."), what=f"folder for the {kind}")

@@ -59,13 +59,14 @@ def self_test() -> dict:
             from wangp_cli.core.definitions import Catalog
             from wangp_cli.core.home import Home
             from wangp_cli.generate.request import build_request
-            from wangp_cli.generate.runner import Generator
+            from wangp_cli.generate.runner import Generator, preflight
             from wangp_cli.generate.video import probe_video
 
             home = make_home(Path(folder))
             catalog = Catalog(Home(folder))
             request = build_request(catalog, home.model_id, {"frames": 5, "seed": 0}, preference=home.preference,
                                     output=Path(folder) / "outputs", pipeline_kwargs=home.pipeline_kwargs)
+            preflight(catalog, request)
             record = Generator(catalog).generate(request)
             probe = probe_video(record["path"])
         ok = probe["frames"] == 5 and (probe["width"], probe["height"]) == (64, 64)

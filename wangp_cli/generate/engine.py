@@ -12,6 +12,15 @@ PIPELINES = {"t2v": "WanPipeline", "t2v_1.3B": "WanPipeline", "i2v": "WanImageTo
              "i2v_720p": "WanImageToVideoPipeline", "flf2v_720p": "WanImageToVideoPipeline",
              "vace_14B": "WanVACEPipeline", "vace_1.3B": "WanVACEPipeline", "hunyuan": "HunyuanVideoPipeline",
              "hunyuan_i2v": "HunyuanVideoImageToVideoPipeline"}
+#: Keyword arguments of the diffusers call that wangp sets itself (and records in the metadata), with the option
+#: that sets them; ``--pipeline-arg`` may not override them.
+MANAGED_ARGUMENTS = {
+    "prompt": "--prompt", "negative_prompt": "--negative-prompt", "height": "--resolution", "width": "--resolution",
+    "num_frames": "--frames", "num_inference_steps": "--steps", "guidance_scale": "--guidance or --embedded-guidance",
+    "true_cfg_scale": "--guidance", "generator": "--seed", "image": "--image", "last_image": "--last-image",
+    "video": "--control-video", "mask": "--mask", "reference_images": "--reference-image", "output_type": None,
+    "callback_on_step_end": None,
+}
 #: Memory profiles, most VRAM first. ``cpu`` runs without an accelerator.
 PROFILES = {
     "gpu": "whole pipeline on the GPU (fastest, most VRAM)",
@@ -184,7 +193,9 @@ def _video_frames(path: Path, count: int, size: tuple[int, int]) -> list:
     """``count`` frames of a video (or one image repeated), resized; short videos repeat their last frame."""
     from PIL import Image
 
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+    from wangp_cli.generate.video import IMAGE_SUFFIXES
+
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         return [_image(path, size)] * count
     import imageio_ffmpeg
 
@@ -198,8 +209,9 @@ def _video_frames(path: Path, count: int, size: tuple[int, int]) -> list:
             if len(frames) == count:
                 break
         reader.close()
-    except (OSError, RuntimeError, StopIteration) as exc:
-        raise UsageError(f"cannot read video '{path}': {exc}") from None
+    except (OSError, RuntimeError, StopIteration) as exc:  # imageio_ffmpeg's message starts with ffmpeg's banner
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise UsageError(f"cannot read video '{path}': {lines[-1] if lines else type(exc).__name__}") from None
     if not frames:
         raise UsageError(f"video '{path}' has no frames")
     return frames + [frames[-1]] * (count - len(frames))
@@ -235,7 +247,7 @@ def call_arguments(request, pipe, generator) -> dict:
             kwargs["true_cfg_scale"] = cfg
         if request.io_class == "i2v":
             kwargs["image"] = _image(request.image)
-    kwargs.update(request.pipeline_kwargs)
+    kwargs.update(request.pipeline_kwargs)  # build_request refuses the managed keys
     return kwargs
 
 

@@ -1,18 +1,25 @@
-"""A generation request: merged WanGP settings plus flags, checked before any model loads (pure Python)."""
+"""A generation request: merged WanGP settings plus flags, checked before any model loads (pure Python).
+
+:func:`build_request` checks every value and input file; :func:`wangp_cli.generate.runner.preflight` then checks
+what is on disk (model files, the output). Single jobs, dry runs and manifest runs all go through both.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wangp_cli.core import keys as K
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import UsageError, WangpError
-from wangp_cli.core.registry import get_architecture
+from wangp_cli.core.registry import ARCHITECTURES, get_architecture
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
-from wangp_cli.generate.engine import PIPELINES
+from wangp_cli.generate.engine import MANAGED_ARGUMENTS, PIPELINES
 
 #: Architectures wangp generates with (WanGP's documented finetune bases and their 1.3B / base siblings).
 SUPPORTED = tuple(PIPELINES)
@@ -23,7 +30,33 @@ FLAG_KEYS = {"prompt": "prompt", "negative_prompt": "negative_prompt", "resoluti
              "frames": "video_length", "steps": "num_inference_steps", "guidance": "guidance_scale",
              "embedded_guidance": "embedded_guidance_scale", "flow_shift": "flow_shift", "seed": "seed"}
 MAX_SEED = 999999999
-_RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX*]\s*(\d+)\s*$")
+#: WanGP's limits, as ``wangp validate`` knows them: the steps slider and the largest side of its sizes.
+MAX_STEPS = K.RANGES["num_inference_steps"][1]
+MAX_SIDE = max(int(side) for size in K.UI_RESOLUTIONS for side in size.split("x"))
+#: Guidance values: negative or non-finite ones give black or broken videos.
+GUIDANCE_KEYS = ("guidance_scale", "flow_shift", "embedded_guidance_scale")
+#: Media inputs: keyword -> (what the messages call it, image or video).
+MEDIA = {"image": ("--image", "image"), "last_image": ("--last-image", "image"),
+         "control_video": ("--control-video", "video"), "mask": ("--mask", "video"),
+         "reference_images": ("--reference-image", "image")}
+_RESOLUTION = re.compile(r"^\s*(\d{1,9})\s*[xX*]\s*(\d{1,9})\s*$")
+
+
+def shown(value, limit: int = 40) -> str:
+    """A value for a message: text in single quotes, anything else as JSON spells it (``true``, ``null``,
+    ``NaN``, ``[1, 2]``); long ones shortened."""
+    if isinstance(value, str):
+        text = f"'{value}'"
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = str(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{text[:12]}... ({len(text.lstrip('-'))} digits)"
+    return text[:limit - 4] + "...'" if isinstance(value, str) else text[:limit - 3] + "..."
 
 
 @dataclass
@@ -34,12 +67,12 @@ class GenerateRequest:
     architecture: str
     family: str
     io_class: str
-    settings: dict  # the WanGP settings used (seed resolved)
+    settings: dict  # the WanGP settings used (``seed`` -1 until :meth:`draw_seed`)
     width: int
     height: int
     frames: int
     steps: int
-    seed: int
+    seed: int  # -1: drawn by :meth:`draw_seed` when the generation starts
     preference: Preference
     fps: int
     image: Path | None = None
@@ -51,42 +84,112 @@ class GenerateRequest:
     profile: str | None = None
     components: Path | None = None
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for the diffusers call
-    random_seed: bool = False  # the settings asked for -1: ``seed`` was drawn
+    random_seed: bool = False  # the settings asked for -1: ``seed`` is (or will be) drawn
+    asked: tuple[str, ...] = ()  # the preference fields the user set ("quantization", "dtype")
 
     @property
     def is_vace(self) -> bool:
         return self.architecture.startswith("vace")
+
+    def draw_seed(self) -> int:
+        """The seed, drawn now when the settings ask for a random one (-1)."""
+        if self.seed == -1:
+            self.seed = secrets.randbelow(MAX_SEED + 1)
+            self.settings["seed"] = self.seed
+        return self.seed
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
     """``"832x480"`` (WanGP's width x height) -> (832, 480)."""
     match = _RESOLUTION.match(str(text))
     if not match:
-        raise UsageError(f"resolution '{text}' is not WIDTHxHEIGHT", hint="for example --resolution 832x480")
+        raise UsageError(f"resolution {shown(text)} is not WIDTHxHEIGHT", hint="for example --resolution 832x480")
     return int(match[1]), int(match[2])
 
 
 def _number(settings: dict, key: str, kind=int):
     value = settings.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise UsageError(f"setting '{key}' is {value!r}, not a {'whole ' if kind is int else ''}number")
+    whole = kind is int
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and (
+            not math.isfinite(value) or whole and not value.is_integer())):
+        raise UsageError(f"setting '{key}' is {shown(value)}, not a {'whole ' if whole else 'finite '}number")
     return kind(value)
 
 
-def _existing(path, what: str) -> Path | None:
+def _non_finite(data, where: str = "") -> list[tuple[str, float]]:
+    """``(where, value)`` for each NaN or infinity in ``data`` (where: ``key``, ``key[2]``, ``key.sub``)."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [(where, data)]
+    if isinstance(data, dict):
+        return [found for key, value in data.items()
+                for found in _non_finite(value, f"{where}.{key}" if where else str(key))]
+    if isinstance(data, (list, tuple)):
+        return [found for index, value in enumerate(data) for found in _non_finite(value, f"{where}[{index}]")]
+    return []
+
+
+def _media(path, option: str, kind: str) -> Path | None:
+    """An input file, opened as generation will open it; UsageError when it cannot be used."""
+    from wangp_cli.generate.video import media_problem
+
     if path is None:
         return None
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{what} '{path}' does not exist", hint="give the path of a readable file")
+    problem = media_problem(path, kind)
+    if problem:
+        raise UsageError(f"{option} '{path}' {problem}", hint="give the path of a readable "
+                                                                + ("image" if kind == "image" else "video or image"))
     return path
+
+
+def _unsupported(model_id: str, arch_id: str) -> WangpError:
+    """Why a definition cannot be generated with, about what it names."""
+    later = "an architecture wangp does not know (a later WanGP version?)"
+    if not arch_id:
+        message = f"'{model_id}' names no architecture"
+    elif model_id == arch_id:
+        message = (f"wangp cannot generate with the architecture '{arch_id}'" if arch_id in ARCHITECTURES
+                   else f"'{arch_id}' is {later}")
+    else:
+        message = f"'{model_id}' is based on '{arch_id}', " + (
+            "which wangp cannot generate with" if arch_id in ARCHITECTURES else later)
+    return WangpError(message, code="unsupported", hint=f"supported architectures: {', '.join(SUPPORTED)}")
+
+
+def _pipeline_problems(pipeline_kwargs: dict) -> list[str]:
+    problems = []
+    for key in pipeline_kwargs:
+        if key in MANAGED_ARGUMENTS:
+            instead = MANAGED_ARGUMENTS[key]
+            problems.append(f"--pipeline-arg {key}: wangp sets it" + (f" from {instead}" if instead else "")
+                            + " (and records it in the metadata)")
+    problems += [f"--pipeline-arg {where} is {shown(value)}: not a finite number"
+                 for where, value in _non_finite(pipeline_kwargs)]
+    return problems
+
+
+def _image_problems(model_id: str, arch_id: str, io_class: str, image, last_image) -> list[str]:
+    """What the model needs or refuses among --image and --last-image, about what was actually given."""
+    if arch_id in LAST_IMAGE:
+        missing = [option for option, value in (("--image", image), ("--last-image", last_image)) if value is None]
+        return [f"'{model_id}' is a first-last-frame model: give {' and '.join(missing)}"] if missing else []
+    problems = []
+    if io_class == "i2v" and image is None:
+        problems.append(f"'{model_id}' is an image-to-video model: give --image")
+    if io_class != "i2v" and image is not None:
+        problems.append(f"'{model_id}' is a text-to-video model: --image is only for image-to-video models")
+    if last_image is not None:
+        problems.append(f"--last-image is only for first-last-frame models ({', '.join(LAST_IMAGE)}); "
+                        f"'{model_id}' is {arch_id}")
+    return problems
 
 
 def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *, preference: Preference | None = None,
                   image=None, last_image=None, control_video=None, mask=None, reference_images=(), output=None,
                   profile: str | None = None, components=None, pipeline_kwargs: dict | None = None,
-                  settings: dict | None = None) -> GenerateRequest:
-    """Merge settings (architecture < definition < settings file < ``settings`` < flags) and check every value.
+                  settings: dict | None = None, asked: tuple[str, ...] = ()) -> GenerateRequest:
+    """Merge settings (architecture < definition < settings file < ``settings`` < flags) and check every value
+    and input file; nothing is loaded, nothing is written.
 
     ``flags`` are keyed by :data:`FLAG_KEYS` names (``frames``, ``steps``, ...); None values are ignored.
     ``settings`` are WanGP settings keys (``video_length``, ``num_inference_steps``, ...), e.g. from a manifest.
@@ -95,55 +198,54 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     arch_id = definition.architecture or ""
     arch = get_architecture(arch_id, catalog.target)
     if arch is None or arch_id not in SUPPORTED:
-        raise WangpError(f"'{model_id}' is based on '{arch_id}', which wangp cannot generate with",
-                         code="unsupported", hint=f"supported architectures: {', '.join(SUPPORTED)}")
-    overrides = {**(settings or {}),
-                 **{FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None and k in FLAG_KEYS}}
+        raise _unsupported(model_id, arch_id)
     unknown = sorted(set(flags or {}) - set(FLAG_KEYS))
     if unknown:
         raise UsageError(f"unknown generation setting(s): {', '.join(unknown)}")
+    overrides = {**(settings or {}),
+                 **{FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None}}
     settings, _ = merged_settings(definition, catalog, {k: v for k, v in overrides.items() if v is not None})
     width, height = parse_resolution(settings.get("resolution", "832x480"))
     frames = _number(settings, "video_length")
     steps = _number(settings, "num_inference_steps")
     seed = _number(settings, "seed")
-    problems = []
+    non_finite = _non_finite(settings)
+    problems = [f"setting '{where}' is {shown(value)}: not a finite number" for where, value in non_finite]
     if width % 16 or height % 16 or width <= 0 or height <= 0:
-        problems.append(f"resolution {width}x{height}: width and height must be positive multiples of 16")
+        problems.append(f"resolution {shown(width)}x{shown(height)}: width and height must be positive multiples "
+                        "of 16")
+    elif max(width, height) > MAX_SIDE:
+        problems.append(f"resolution {shown(width)}x{shown(height)}: at most {MAX_SIDE} pixels a side (WanGP's "
+                        "largest size)")
+    high = arch.frames[1]
     if frames < 1 or (frames - 1) % 4:
-        problems.append(f"frames {frames}: must be 4k+1 (1, 5, 9, ..., 81)")
+        problems.append(f"frames {shown(frames)}: must be 4k+1 (1, 5, 9, ..., 81)")
+    elif frames > high:
+        problems.append(f"frames {shown(frames)}: {arch_id} takes at most {high} frames")
     if steps < 1:
-        problems.append(f"steps {steps}: must be at least 1")
+        problems.append(f"steps {shown(steps)}: must be at least 1")
+    elif steps > MAX_STEPS:
+        problems.append(f"steps {shown(steps)}: at most {MAX_STEPS} (WanGP's limit)")
     if seed < -1 or seed > MAX_SEED:
-        problems.append(f"seed {seed}: must be -1 (random) or 0..{MAX_SEED}")
-    for key in ("guidance_scale", "flow_shift", "embedded_guidance_scale"):
-        if key in settings and _number(settings, key, float) < 0:
-            problems.append(f"{key} {settings[key]}: must not be negative")
-    if arch.io_class == "i2v" and image is None:
-        problems.append(f"'{model_id}' is an image-to-video model: give --image")
-    if arch.io_class != "i2v" and (image is not None or last_image is not None):
-        problems.append(f"'{model_id}' is a text-to-video model: --image is only for image-to-video models")
-    if last_image is None and arch_id in LAST_IMAGE:
-        problems.append(f"'{model_id}' is a first-last-frame model: give --image and --last-image")
-    if last_image is not None and arch_id not in LAST_IMAGE:
-        problems.append(f"--last-image needs a first-last-frame model ({', '.join(LAST_IMAGE)})")
-    vace = arch_id.startswith("vace")
-    if not vace and (control_video is not None or mask is not None or reference_images):
+        problems.append(f"seed {shown(seed)}: must be -1 (random) or 0..{MAX_SEED}")
+    for key in GUIDANCE_KEYS:
+        if key in settings and key not in dict(non_finite) and _number(settings, key, float) < 0:
+            problems.append(f"{key} {shown(settings[key])}: must not be negative")
+    problems += _image_problems(model_id, arch_id, arch.io_class, image, last_image)
+    if not arch_id.startswith("vace") and (control_video is not None or mask is not None or reference_images):
         problems.append("--control-video, --mask and --reference-image are for Vace models")
     if mask is not None and control_video is None:
         problems.append("--mask needs --control-video")
+    problems += _pipeline_problems(pipeline_kwargs or {})
     if problems:
         raise UsageError("; ".join(problems), hint="fix the flags or the definition's settings")
-    random_seed = seed == -1
-    if random_seed:
-        seed = secrets.randbelow(MAX_SEED + 1)
     settings["seed"] = seed
     return GenerateRequest(
         model_id=model_id, architecture=arch_id, family=arch.family, io_class=arch.io_class, settings=settings,
         width=width, height=height, frames=frames, steps=steps, seed=seed, preference=preference or Preference(),
-        fps=arch.fps, image=_existing(image, "image"), last_image=_existing(last_image, "last image"),
-        control_video=_existing(control_video, "control video"), mask=_existing(mask, "mask"),
-        reference_images=[_existing(p, "reference image") for p in reference_images],
+        fps=arch.fps, image=_media(image, *MEDIA["image"]), last_image=_media(last_image, *MEDIA["last_image"]),
+        control_video=_media(control_video, *MEDIA["control_video"]), mask=_media(mask, *MEDIA["mask"]),
+        reference_images=[_media(p, *MEDIA["reference_images"]) for p in reference_images],
         output=Path(output) if output else None, profile=profile,
         components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}),
-        random_seed=random_seed)
+        random_seed=seed == -1, asked=tuple(asked))

@@ -1,16 +1,19 @@
-"""One generation end to end: files (downloaded when missing), load, denoise, save. Models stay loaded in a
-:class:`Generator` between requests of the same definition (batch runs load once)."""
+"""One generation end to end: checks (:func:`preflight`), files (downloaded when missing), load, denoise, save.
+Models stay loaded in a :class:`Generator` between requests of the same definition (batch runs load once)."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from wangp_cli.core.definitions import Catalog
-from wangp_cli.core.errors import WangpError
+from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.models import resolve_model
+from wangp_cli.core.outputs import OutputError, check_folder_writable, check_free_space, check_output_file
 from wangp_cli.core.registry import get_architecture
 from wangp_cli.generate.request import GenerateRequest
 
@@ -39,6 +42,7 @@ class ModelFiles:
     auto_quantize: bool
     missing: list[str] = field(default_factory=list)
     components_missing: bool = False
+    variant_count: int = 1  # transformer variants the definition lists
 
 
 def components_folder(catalog: Catalog, request: GenerateRequest) -> Path:
@@ -62,7 +66,13 @@ def model_files(catalog: Catalog, request: GenerateRequest) -> ModelFiles:
         transformer=[e["path"] for e in entries], components=folder, dtype=chosen["dtype"],
         quantized=chosen["quantized"], auto_quantize=chosen["auto_quantize"],
         missing=[e["path"] for e in entries if not e["present"]],
-        components_missing=not components_complete(folder, request.architecture, catalog.target))
+        components_missing=not components_complete(folder, request.architecture, catalog.target),
+        variant_count=len(resolved["variants"]))
+
+
+def _components_error(request: GenerateRequest) -> WangpError:
+    return WangpError(f"'{request.components}' is not a complete diffusers folder for {request.architecture}",
+                      code="components", hint="it needs model_index.json and the component subfolders")
 
 
 def fetch_missing(catalog: Catalog, request: GenerateRequest, files: ModelFiles) -> None:
@@ -72,8 +82,7 @@ def fetch_missing(catalog: Catalog, request: GenerateRequest, files: ModelFiles)
     from wangp_cli.download import download, offline, offline_error, plan_for
 
     if files.components_missing and request.components is not None:
-        raise WangpError(f"'{request.components}' is not a complete diffusers folder for {request.architecture}",
-                         code="components", hint="it needs model_index.json and the component subfolders")
+        raise _components_error(request)
     plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing)
     if offline() and plan.missing:
         raise offline_error(plan)
@@ -90,15 +99,132 @@ def wangp_metadata(catalog: Catalog, request: GenerateRequest, model_filename: s
     return metadata
 
 
+def _is_mp4(path: Path) -> bool:
+    """An mp4 (its first box is ``ftyp``), or an empty file: what ``-o`` may replace."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return False
+    return not head or head[4:8] == b"ftyp"
+
+
+def _is_sidecar(path: Path) -> bool:
+    """A JSON result record that wangp wrote beside a video."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.stat().st_size < 16 << 20 else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and "path" in data and "seed" in data
+
+
+def _replaceable(path: Path, kind: str, is_own_kind, option: str) -> None:
+    """``check_output_file`` for a file generate writes: it has no --force, so the hint says what to do."""
+    check_output_file(path, kind=kind, is_own_kind=is_own_kind, option=option,
+                      exists_hint="choose another -o, or move the file away")
+
+
+def output_file(request: GenerateRequest) -> Path | None:
+    """The video file ``-o`` names (None when the video goes into a folder under WanGP's time-stamped name)."""
+    output = request.output
+    return output if output is not None and output.suffix.lower() == ".mp4" else None
+
+
+def output_folder(catalog: Catalog, request: GenerateRequest) -> Path:
+    if request.output is None:
+        return catalog.home.root / "outputs"
+    file = output_file(request)
+    return file.parent if file is not None else request.output
+
+
 def output_path(catalog: Catalog, request: GenerateRequest, when: datetime) -> Path:
     from wangp_cli.generate.video import default_output_name
 
-    name = default_output_name(request.settings.get("prompt", ""), request.seed, when)
-    if request.output is None:
-        return catalog.home.root / "outputs" / name
-    if request.output.suffix.lower() == ".mp4":
-        return request.output
-    return request.output / name
+    return output_file(request) or output_folder(catalog, request) / default_output_name(
+        request.settings.get("prompt", ""), request.seed, when)
+
+
+def check_output(catalog: Catalog, request: GenerateRequest) -> Path:
+    """Where the video goes (a file, or a folder), refused now when writing it after the render would fail:
+    ``-o`` is an .mp4 file or a folder; an existing file that is not an mp4 (or not our sidecar beside it) is
+    never replaced; the folder must be writable and have room for the video."""
+    output, file = request.output, output_file(request)
+    if file is not None:
+        _replaceable(file, "video", _is_mp4, "-o")
+        _replaceable(file.with_suffix(".json"), "wangp sidecar", _is_sidecar, "the sidecar")
+    elif output is not None and not output.is_dir():
+        if os.path.lexists(output):
+            raise OutputError(f"-o '{output}' is an existing file, not an .mp4 video", code="exists",
+                              hint="name an .mp4 file (-o clip.mp4) or a folder")
+        if output.suffix:
+            raise UsageError(f"-o '{output}': wangp writes .mp4 videos",
+                             hint=f"-o {output.with_suffix('.mp4')}, or a folder for time-stamped names")
+    folder = output_folder(catalog, request)
+    check_folder_writable(folder, what="output folder")
+    check_free_space(folder, request.width * request.height * request.frames // 4, what="the video")
+    return file or folder
+
+
+@dataclass
+class Preflight:
+    """What the checks before loading found."""
+
+    files: ModelFiles
+    download: list[str]  # files that will be downloaded first (home-relative)
+    output: Path  # the video file, or the folder it goes into
+    warnings: list[str] = field(default_factory=list)
+
+
+def _variant_warning(request: GenerateRequest, files: ModelFiles) -> str | None:
+    """When the user asked for a quantization or dtype that the chosen file does not have (WanGP takes the only
+    variant, or the first one, without a word)."""
+    asked, preference = request.asked, request.preference
+    quantized = files.quantized or files.auto_quantize
+    differs = []
+    if "quantization" in asked and (preference.quantization == "none") == quantized:
+        differs.append(f"quantization {preference.quantization}")
+    if "dtype" in asked and files.dtype != preference.dtype:
+        differs.append(f"dtype {preference.dtype}")
+    if not differs:
+        return None
+    which = "only one variant" if files.variant_count == 1 else "no variant that matches"
+    used = ("int8 " if quantized else "") + files.dtype
+    return (f"'{request.model_id}' has {which}: {used} ({files.transformer[0]}) is used although "
+            f"{', '.join(differs)} was asked")
+
+
+def preflight(catalog: Catalog, request: GenerateRequest) -> Preflight:
+    """Everything that can be known before loading a model, checked in one place (no network, no torch): the
+    definition's files (present, downloadable, or offline and missing), the output, and what to warn about.
+    Single videos, dry runs and manifest runs all call it; a WangpError says what is wrong."""
+    from wangp_cli.generate.video import MAX_METADATA, metadata_size
+
+    files = model_files(catalog, request)
+    if files.components_missing and request.components is not None:
+        raise _components_error(request)
+    download = []
+    if files.missing or files.components_missing:
+        from wangp_cli.download import offline, offline_error, plan_for
+
+        plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing,
+                        network=False)
+        lost = [f.dest for f in plan.missing if f.local]
+        if lost:
+            raise WangpError("missing local files: " + ", ".join(lost), code="missing",
+                             hint="put the files there, or fix the definition's URLs")
+        download = [f.dest for f in plan.missing]
+        if download and offline():
+            raise offline_error(plan)
+    checked = Preflight(files, download, check_output(catalog, request))
+    warning = _variant_warning(request, files)
+    if warning:
+        checked.warnings.append(warning)
+    size = metadata_size(wangp_metadata(catalog, request, Path(files.transformer[0]).name, 0))
+    if size > MAX_METADATA:
+        checked.warnings.append(f"the settings take {size:,} characters of JSON, more than an mp4 comment holds "
+                                f"({MAX_METADATA:,}): the mp4 gets them with long texts shortened, the sidecar "
+                                "whole")
+    return checked
 
 
 @dataclass
@@ -166,6 +292,7 @@ class Generator:
 
         timings = {}
         started = time.perf_counter()
+        request.draw_seed()
         files = model_files(self.catalog, request)
         mark = time.perf_counter()
         fetch_missing(self.catalog, request, files)
@@ -184,8 +311,10 @@ class Generator:
         return Rendering(result, files, timings, reused, started)
 
     def generate(self, request: GenerateRequest) -> dict:
-        """Run one request and save the mp4; returns the result record (also written as the JSON sidecar)."""
-        from wangp_cli.generate.video import write_sidecar, write_video
+        """Run one request and save the mp4; returns the result record (also written as the JSON sidecar).
+
+        Metadata too large for the mp4 is embedded shortened (the sidecar keeps it whole): the frames are kept."""
+        from wangp_cli.generate.video import fit_metadata, write_sidecar, write_video
 
         rendering = self.render(request)
         files, timings, result = rendering.files, rendering.timings, rendering.result
@@ -193,7 +322,8 @@ class Generator:
         path = output_path(self.catalog, request, datetime.now())
         metadata = wangp_metadata(self.catalog, request, Path(files.transformer[0]).name,
                                   time.perf_counter() - rendering.started)
-        write_video(path, result.frames, request.fps, metadata)
+        embedded, shortened = fit_metadata(metadata)  # preflight warned about it; the record says so
+        write_video(path, result.frames, request.fps, embedded)
         timings["save"] = time.perf_counter() - mark
         self.reporter.stage("save", timings["save"])
         record = {
@@ -202,7 +332,7 @@ class Generator:
             "fps": request.fps, "transformer": files.transformer, "quantized": files.quantized or files.auto_quantize,
             "dtype": files.dtype, "device": result.device, "profile": result.profile,
             "model_reused": rendering.reused, "timings": {k: round(v, 4) for k, v in timings.items()},
-            "peak_memory": result.peak_memory, "settings": metadata,
+            "peak_memory": result.peak_memory, "metadata_shortened": shortened, "settings": metadata,
         }
         record["sidecar"] = str(write_sidecar(path, record))
         return record

@@ -5,17 +5,23 @@ numpy and imageio_ffmpeg are imported inside the functions that need them, so im
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import secrets
+import socket
+import stat
 import struct
+import subprocess
 import sys
+import time
 import unicodedata
 from datetime import datetime
 from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
-from wangp_cli.core.jsonio import atomic_write_text, dump_json
+from wangp_cli.core.jsonio import atomic_write_text, dump_json, json_text
 
 #: Characters WanGP's ``sanitize_file_name`` removes from the prompt part of a file name.
 _REMOVED = set('/\\:|?<>"*')
@@ -27,8 +33,14 @@ DEFAULT_QUALITY = 8
 COMMENT_ATOM = b"\xa9cmt"
 #: The longest ``comment=<json>`` argument passed on ffmpeg's command line (Windows caps the whole command line
 #: at 32767 characters, Linux a single argument at 128 KiB).
-_MAX_COMMENT_ARG = 30_000 if sys.platform == "win32" else 120_000
+MAX_METADATA = 30_000 if sys.platform == "win32" else 120_000
 _MAX_NAME_BYTES = 255
+#: Inputs read as still images (a control video or mask given as an image is repeated over the frames).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+#: ``.<name>.<host>-<pid>-<hex>.wangp-tmp.mp4`` (older versions wrote ``.<name>.<pid>-<hex>.wangp-tmp.mp4``).
+_TEMP_NAME = re.compile(r"^\..*\.(?:(?P<host>[0-9a-f]{8})-)?(?P<pid>\d+)-[0-9a-f]{8}\.wangp-tmp\.mp4$")
+#: A temporary file of another machine (or of an older version) is swept once it is this old (seconds).
+_FOREIGN_TEMP_AGE = 24 * 3600
 
 
 # --------------------------------------------------------------------------------------------------- file names
@@ -57,13 +69,56 @@ def default_output_name(prompt: str, seed: int, when: datetime | None = None) ->
     return f"{when:%Y-%m-%d-%Hh%Mm%Ss}_seed{int(seed)}_{part or 'video'}.mp4"
 
 
+def _host_tag() -> str:
+    """8 hex digits naming this machine, so that a sweep never takes another node's file on a shared folder."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
 def _temp_path(path: Path) -> Path:
     """A hidden name in the same folder for ``path`` while it is written (ffmpeg wants the .mp4 extension)."""
-    suffix = f".{os.getpid()}-{secrets.token_hex(4)}.wangp-tmp.mp4"
+    suffix = f".{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.wangp-tmp.mp4"
     stem = path.name
     while stem and len(os.fsencode("." + stem + suffix)) > _MAX_NAME_BYTES:
         stem = stem[:-1]
     return path.with_name("." + stem + suffix)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary videos that killed runs left in ``folder`` (those of a process of this machine that
+    is gone; another machine's, or an older version's, once a day old); returns what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    host, now = _host_tag(), time.time()
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            ours = match["host"] == host
+            if ours and (int(match["pid"]) == os.getpid() or _alive(int(match["pid"]))):
+                continue
+            if not ours and now - entry.stat(follow_symlinks=False).st_mtime < _FOREIGN_TEMP_AGE:
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
 
 
 # ------------------------------------------------------------------------------------------------------- frames
@@ -113,6 +168,55 @@ def _frames(frames, np):
     return width, height, converted()
 
 
+# ----------------------------------------------------------------------------------------------------- metadata
+
+
+def _comment(metadata: dict) -> str:
+    """The ffmpeg ``-metadata`` argument: strict JSON, ASCII (as WanGP's ``json.dumps``)."""
+    return "comment=" + json_text(metadata, indent=None, ensure_ascii=True)
+
+
+def _cap_strings(data, cap: int):
+    """``data`` with every string longer than ``cap`` characters cut to ``cap`` (ending in "...")."""
+    if isinstance(data, str):
+        return data if len(data) <= cap else data[:max(cap - 3, 0)] + "..."
+    if isinstance(data, dict):
+        return {key: _cap_strings(value, cap) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_cap_strings(value, cap) for value in data]
+    return data
+
+
+def _longest_string(data) -> int:
+    if isinstance(data, str):
+        return len(data)
+    values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else ()
+    return max((_longest_string(value) for value in values), default=0)
+
+
+def metadata_size(metadata: dict) -> int:
+    """How many characters ``metadata`` takes in the mp4 (compare with :data:`MAX_METADATA`)."""
+    return len(_comment(metadata))
+
+
+
+def fit_metadata(metadata: dict) -> tuple[dict, bool]:
+    """``(metadata that fits in the mp4, shortened?)``: when it is too large, the longest strings (a long prompt)
+    are cut to the longest length that fits; the sidecar keeps the whole settings."""
+    if metadata_size(metadata) <= MAX_METADATA:
+        return metadata, False
+    low, high = 0, _longest_string(metadata)  # the largest cap that fits lies in [low, high)
+    if metadata_size(_cap_strings(metadata, 0)) > MAX_METADATA:
+        return {key: metadata[key] for key in ("type", "model_type") if isinstance(metadata.get(key), str)}, True
+    while high - low > 1:
+        middle = (low + high) // 2
+        if metadata_size(_cap_strings(metadata, middle)) <= MAX_METADATA:
+            low = middle
+        else:
+            high = middle
+    return _cap_strings(metadata, low), True
+
+
 # ------------------------------------------------------------------------------------------------------ writing
 
 
@@ -122,9 +226,10 @@ def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None
 
     ``frames`` is an array (T, H, W, 3) of floats in [0, 1] (diffusers' ``output_type="np"``) or uint8, or a list
     of PIL images or (H, W, 3) arrays. Sizes are kept exactly, so width and height must be even. ``metadata``
-    is stored as JSON in the mp4 comment atom ``©cmt``, where WanGP keeps its generation settings.
+    is stored as JSON in the mp4 comment atom ``©cmt``, where WanGP keeps its generation settings (shortened by
+    :func:`fit_metadata` when it is too large: the frames are never refused for their metadata).
     The video is written under a temporary name in the same folder and renamed into place, so ``path`` never
-    holds a partial file; the temporary file is removed on any error.
+    holds a partial file; the temporary file is removed on any error, and those of killed runs are swept.
     """
     import numpy as np
     import imageio_ffmpeg
@@ -134,14 +239,11 @@ def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     output_params = ["-f", "mp4"]
     if metadata is not None:
-        comment = "comment=" + json.dumps(metadata)
-        if len(comment) > _MAX_COMMENT_ARG:
-            raise ValueError(f"metadata is too large to embed ({len(comment)} characters of JSON, at most "
-                             f"{_MAX_COMMENT_ARG}); write it to a sidecar file instead")
-        output_params += ["-metadata", comment]
+        output_params += ["-metadata", _comment(fit_metadata(metadata)[0])]
     width, height, stream = _frames(frames, np)
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(path.parent)
     temp = _temp_path(path)
     try:
         writer = imageio_ffmpeg.write_frames(
@@ -304,3 +406,74 @@ def probe_video(path: str | os.PathLike) -> dict:
         reader.close()
     width, height = meta["size"]
     return {"frames": count, "width": int(width), "height": int(height), "fps": float(meta["fps"])}
+
+
+# ------------------------------------------------------------------------------------------------- input media
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file (None when it can): never opens a FIFO or a device."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or str(exc)).lower()})"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def _image_problem(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        return "is not a readable image (unknown format)"
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds (OSError, DecompressionBombError, ...)
+        return f"is not a readable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None
+
+
+_FFMPEG_CONTEXT = re.compile(r"^\[[^\]]*\]\s*")  # "[in#0 @ 0x55e1c51700c0] "
+
+
+def _video_problem(path: Path) -> str | None:
+    """Decode the first frame with ffmpeg (no banner); its own error line when that fails."""
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
+               "-i", f"file:{path.resolve()}", "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot be probed with ffmpeg ({exc})"
+    if result.returncode == 0:
+        return None
+    lines = [_FFMPEG_CONTEXT.sub("", line).strip() for line in result.stderr.splitlines()]
+    lines = [line for line in lines if line]
+    reason = lines[0] if lines else f"ffmpeg exit status {result.returncode}"
+    reason = reason.replace(f"file:{path.resolve()}: ", "").replace(f"file:{path.resolve()}", "the file")
+    if "matches no streams" in reason:
+        reason = "it has no video stream"
+    return f"is not a readable video ({reason})"
+
+
+def media_problem(path: str | os.PathLike, kind: str) -> str | None:
+    """Why an input (``kind`` image, or video: a video or a still image) cannot be used; None when it can.
+
+    The file is opened the way generation will open it (PIL for images, ffmpeg for videos), so a bad file is
+    refused before any model loads, with ffmpeg's one error line and not its banner.
+    """
+    path = Path(path)
+    problem = _file_problem(path)
+    if problem is None:
+        still = kind == "image" or path.suffix.lower() in IMAGE_SUFFIXES
+        problem = _image_problem(path) if still else _video_problem(path)
+    return problem
