@@ -72,6 +72,28 @@ def offset_of(text: str, line: int, column: int) -> int:
     return sum(len(part) + 1 for part in lines[: line - 1]) + column - 1
 
 
+def invoke(*args, home=None, env=None):
+    """The CLI in-process (CliRunner, stdout and stderr apart): never a traceback, an internal error or an
+    exception other than SystemExit."""
+    from typer.testing import CliRunner
+
+    from wangp_cli.cli import app
+
+    argv = (["--home", str(home)] if home is not None else []) + [str(a) for a in args]
+    result = CliRunner().invoke(app, argv, env=env)
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def strict_json(text: str):
+    """Parse as strict JSON (RFC 8259): NaN / Infinity are an error, as in jq."""
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def subprocess_env(**extra) -> dict:
     """Environment for ``python -m wangp_cli`` in a child process: the checkout on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k not in _CLI_ENV}

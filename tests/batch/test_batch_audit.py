@@ -14,31 +14,19 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from typer.testing import CliRunner  # noqa: E402
 
+from conftest import invoke as wangp, strict_json  # noqa: E402
 from wangp_cli.batch.manifest import parse_shard  # noqa: E402
 from wangp_cli.batch.runner import ResultsFile  # noqa: E402
-from wangp_cli.cli import app  # noqa: E402
 from wangp_cli.core.errors import UsageError  # noqa: E402
 from wangp_cli.generate import tiny  # noqa: E402
 from wangp_cli.generate.video import probe_video, read_metadata  # noqa: E402
 
-runner = CliRunner()
 SEQ = ["--pipeline-arg", "max_sequence_length=16"]
 
 
-def wangp(*args, env=None):
-    result = runner.invoke(app, [str(a) for a in args], env=env)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
-def strict_json(text: str):
-    def refuse(constant):
-        raise ValueError(f"not JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def write_manifest(path: Path, records) -> Path:

@@ -13,12 +13,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO_ROOT, definition, subprocess_env, write_definition
+from conftest import REPO_ROOT, definition, subprocess_env, write_definition, invoke as wangp, strict_json
 from wangp_cli.cli import app
 from wangp_cli.core import jsonio, outputs, safety
 from wangp_cli.core.errors import WangpError
@@ -26,18 +25,8 @@ from wangp_cli.core.errors import WangpError
 runner = CliRunner()
 
 
-def wangp(*args, home=None, env=None):
-    argv = (["--home", str(home)] if home is not None else []) + [str(a) for a in args]
-    result = runner.invoke(app, argv, env=env)
-    assert "Traceback" not in result.output
-    return result
 
 
-def strict_loads(text: str):
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 # -- rows 16, 17: secrets redacted, control characters escaped ----------------------------------------------------
@@ -84,14 +73,14 @@ def test_secrets_and_controls_in_every_output_channel(home, capsys):
     assert "hunter2" not in out + err and "tok123456" not in out + err
     assert "\x1b[2J" not in out and "\\x1b[2J" in out
     assert "\n fake line" not in err
-    assert strict_loads(out.split("\n", 1)[1])["url"] == "https://***@h.example/x?token=***"
+    assert strict_json(out.split("\n", 1)[1])["url"] == "https://***@h.example/x?token=***"
 
 
 # -- row 19: strict JSON everywhere ---------------------------------------------------------------------------------
 
 def test_json_text_is_strict():
     text = jsonio.json_text({"g": float("nan"), "h": [float("inf"), -float("inf")], "s": "\ud800", "ok": 1.5})
-    assert strict_loads(text) == {"g": None, "h": [None, None], "s": "\ud800", "ok": 1.5}
+    assert strict_json(text) == {"g": None, "h": [None, None], "s": "\ud800", "ok": 1.5}
     text.encode("utf-8")  # a lone surrogate is written as an escape: the text encodes
 
 
@@ -99,7 +88,7 @@ def test_emit_json_is_strict(capsys):
     from wangp_cli.cli._output import emit_json
 
     emit_json({"guidance_scale": float("nan"), "prompt": "\udfff"})
-    assert strict_loads(capsys.readouterr().out) == {"guidance_scale": None, "prompt": "\udfff"}
+    assert strict_json(capsys.readouterr().out) == {"guidance_scale": None, "prompt": "\udfff"}
 
 
 # -- row 21: --color -------------------------------------------------------------------------------------------------

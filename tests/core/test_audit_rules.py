@@ -9,25 +9,16 @@ import json
 import os
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import HF_ME, definition, position, write_definition
-from wangp_cli.cli import app
+from conftest import HF_ME, definition, position, write_definition, invoke as wangp, strict_json
 from wangp_cli.core import report as report_module
 from wangp_cli.core.home import Home
 from wangp_cli.core.schema import is_schema_file, spelled
 from wangp_cli.core.validation import validate_paths
 
-runner = CliRunner()
 LATER = "WanGP 8+ format, not covered by --target july"
 
 
-def wangp(*args, home=None):
-    argv = (["--home", str(home)] if home is not None else []) + [str(a) for a in args]
-    result = runner.invoke(app, argv)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def findings(home, data_or_text, model_id="t2v_test", folder="finetunes"):
@@ -40,11 +31,6 @@ def only(diagnostics, code):
     return [d for d in diagnostics if d.code == code]
 
 
-def strict_loads(text):
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def with_setting(text_or_data, key, literal):
@@ -128,7 +114,7 @@ def test_rows10_19_export_settings_writes_strict_json(home, monkeypatch, args):
     written = {"-o": home / "out.json", "--write": home / "settings" / "t2v_test_settings.json"}.get(args[:1][0]
                                                                                                    if args else "")
     text = written.read_bytes().decode("utf-8") if written else result.stdout
-    exported = strict_loads(text)
+    exported = strict_json(text)
     assert exported["prompt"] == "a \ud800 b" and exported["guidance_scale"] is None
     assert "written as null" in result.stderr and "written as an escape" in result.stderr
 

@@ -16,33 +16,19 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from typer.testing import CliRunner  # noqa: E402
 
-from conftest import subprocess_env  # noqa: E402
-from wangp_cli.cli import app  # noqa: E402
+from conftest import subprocess_env, invoke as wangp, strict_json  # noqa: E402
 from wangp_cli.generate import tiny  # noqa: E402
 from wangp_cli.generate.video import probe_video, read_metadata, write_video  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from test_light_imports import run_commands, stand_ins  # noqa: E402,F401 (stand_ins is a fixture)
 
-runner = CliRunner()
 SEQ = ["--pipeline-arg", "max_sequence_length=16"]
 
 
-def wangp(*args, env=None):
-    result = runner.invoke(app, [str(a) for a in args], env=env)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
-def strict_json(text: str):
-    """Parse as strict JSON (RFC 8259): NaN / Infinity are an error, as in jq."""
-    def refuse(constant):
-        raise ValueError(f"not JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")

@@ -16,24 +16,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from safetensors.torch import save_file  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
 from tests.quantize.test_quantize_command import tiny_wan_state  # noqa: E402
-from wangp_cli.cli import app  # noqa: E402
+from conftest import invoke as wangp  # noqa: E402
 from wangp_cli.core.errors import WangpError  # noqa: E402
 from wangp_cli.generate.weights import hunyuan_config, read_checkpoint, wan_config  # noqa: E402
 from wangp_cli.core.locks import lock_path, output_lock  # noqa: E402
 from wangp_cli.quantize.quantizer import quantize_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 
 
-def wangp(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output and "internal error" not in result.stderr, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
 
 
 def b64(value) -> str:
