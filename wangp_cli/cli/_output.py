@@ -88,11 +88,12 @@ def emit(text: str = "") -> None:
     sys.stdout.write("\n".join("\t".join(clean(cell) for cell in line.split("\t")) for line in lines) + "\n")
 
 
-def emit_json(data) -> None:
-    """The one JSON document of a command on stdout: strict JSON (no NaN), secrets redacted."""
+def emit_json(data, *, indent: int = 2) -> None:
+    """The one JSON document of a command on stdout: strict JSON (no NaN), secrets redacted (JSON escapes
+    control characters itself, so nothing else is escaped)."""
     from wangp_cli.core.jsonio import json_text
 
-    sys.stdout.write(json_text(redact_data(data), indent=2) + "\n")
+    sys.stdout.write(json_text(redact_data(data), indent=indent) + "\n")
 
 
 def log(ctx: typer.Context | None, text: str) -> None:

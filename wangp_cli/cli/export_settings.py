@@ -9,7 +9,7 @@ import typer
 from wangp_cli.cli._options import (
     Dtype, DtypeOption, ModelIdArgument, Quantization, QuantizationOption, Target, TargetOption,
 )
-from wangp_cli.cli._output import emit, handle_errors, log, open_catalog, warn
+from wangp_cli.cli._output import emit_json, handle_errors, log, open_catalog, warn
 
 
 def _warn_not_strict(data: dict) -> None:
@@ -39,7 +39,7 @@ def export_settings_command(
     Examples: wangp export-settings t2v_fusionix -o fusionix.json; wangp export-settings t2v --write
     """
     from wangp_cli.core.errors import UsageError
-    from wangp_cli.core.jsonio import dump_json, write_json
+    from wangp_cli.core.jsonio import write_json
     from wangp_cli.core.models import choose_transformer
     from wangp_cli.core.outputs import check_output_file
     from wangp_cli.core.settings import export_settings
@@ -66,7 +66,7 @@ def export_settings_command(
         write_json(output, data, overwrite=force)
         log(ctx, f"wrote {output}")
     else:
-        emit(dump_json(data).rstrip("\n"))
+        emit_json(data, indent=4)  # WanGP's own layout
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,9 @@ def list_command(
 ) -> None:
     """List the definitions (id, name, architecture, family, class, variants present in ckpts/).
 
+    Definitions that cannot be used are marked (invalid), files that cannot be read are skipped; both are named
+    on stderr.
+
     Examples: wangp list; wangp list --all --format json; wangp list --architectures
     """
     from wangp_cli.core.models import list_architectures, list_models
@@ -30,14 +33,17 @@ def list_command(
         if format is DataFormat.json:
             emit_json({"schema": "wangp.architectures/1", "architectures": rows})
         else:
-            print_table(["id", "name", "family", "class", "fps", "modules"],
-                        [[r["id"], r["name"], r["family"], r["class"], str(r["fps"]), ",".join(r["modules"])]
-                         for r in rows])
+            print_table(["id", "name", "family", "class", "fps", "modules", "components"],
+                        [[r["id"], r["name"], r["family"], r["class"], str(r["fps"]), ",".join(r["modules"]) or "-",
+                          r["diffusers_repo"] or "-"] for r in rows])
         return
     catalog = open_catalog(ctx, target.value)
     for source in catalog.broken:
-        warn(f"{source.display}: not a usable definition (run: wangp validate {source.display})")
+        warn(f"{source.display} {source.definition_problem}: skipped (run: wangp validate {source.display})")
     rows = list_models(catalog, include_hidden=all_)
+    for row in rows:
+        if row["problem"]:
+            warn(f"'{row['id']}' {row['problem']} (run: wangp validate {row['source'] or row['id']})")
     if format is DataFormat.json:
         emit_json({"schema": "wangp.list/1", "home": str(catalog.home.root), "definitions": rows})
         return
@@ -47,8 +53,9 @@ def list_command(
     table = []
     for row in rows:
         present = [v["label"] for v in row["variants"] if v["present"]]
-        table.append([row["id"] + ("" if row["visible"] else " (hidden)"), row["name"], row["architecture"],
-                      row["family"], row["class"] or "?", ", ".join(present) or "-"])
+        marks = " (hidden)" * (not row["visible"]) + " (invalid)" * bool(row["problem"])
+        table.append([row["id"] + marks, row["name"], row["architecture"] or "-", row["family"] or "?",
+                      row["class"] or "?", ", ".join(present) or "-"])
     print_table(["id", "name", "architecture", "family", "class", "present"], table)
 
 

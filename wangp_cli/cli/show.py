@@ -11,6 +11,7 @@ from wangp_cli.cli._options import (
     TargetOption,
 )
 from wangp_cli.cli._output import emit, emit_json, handle_errors, open_catalog
+from wangp_cli.core.safety import clean
 
 
 @handle_errors
@@ -35,9 +36,10 @@ def show_command(
         emit_json({"schema": "wangp.show/1", **record})
         return
     transformer = record["transformer"]
-    emit(f"{record['id']}: {record['name']}")
+    # every value from a file is cleaned first: a newline in a name must not start a line of its own
+    emit(f"{clean(record['id'])}: {clean(record['name'])}")
     emit(f"  architecture  {record['architecture']} ({record['family']}, {record['class']}, {record['fps']} fps)")
-    emit(f"  source        {record['source'] or 'built-in'}")
+    emit(f"  source        {clean(record['source'] or 'built-in')}")
     emit(f"  transformer   {_file(transformer)}  [{transformer['label']}, computes in {transformer['dtype']}"
          + (", quantized at load" if transformer["auto_quantize"] else "") + "]")
     for variant in record["variants"]:
@@ -51,11 +53,12 @@ def show_command(
     emit("  settings")
     for key, value in record["settings"].items():
         origin = record["settings_origin"].get(key, "")
-        emit(f"    {key} = {json.dumps(value, ensure_ascii=False)}" + (f"  ({origin})" if origin else ""))
+        emit(f"    {clean(key)} = {clean(json.dumps(value, ensure_ascii=False))}"
+             + (f"  ({origin})" if origin else ""))
 
 
 def _file(item: dict) -> str:
-    return f"{item['path']} ({'present' if item['present'] else 'missing'})"
+    return f"{clean(item['path'])} ({'present' if item['present'] else 'missing'})"
 
 
 def register(app: typer.Typer) -> None:

@@ -39,6 +39,8 @@ _OVERRIDES = {
     "vace_multitalk_14B": {"sliding_window_discard_last_frames": 0},
     "multitalk": {"guidance_scale": 5.0, "flow_shift": 7, "audio_guidance_scale": 4,
                   "sliding_window_discard_last_frames": 4, "sample_solver": "euler", "adaptive_switch": 1},
+    # wgp.py gives video_prompt_type; the rest comes from WanGP 7.0's defaults/flux_dev_kontext.json (an image model)
+    "flux_dev_kontext": {"video_prompt_type": "I", "prompt": "add a hat", "resolution": "1280x720", "video_length": 1},
 }
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+import errno
 import glob
 import os
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +19,75 @@ from wangp_cli.core.registry import ARCHITECTURES, get_architecture, hub_url
 
 MAX_REFERENCE_DEPTH = 10  # WanGP: "Circular Reference in Model URLs dependencies" past this depth
 REFERENCE_PROPS = ("URLs", "modules", "preload_URLs", "loras")
+STDIN = "-"  # the path that names standard input
+STDIN_DISPLAY = "<stdin>"
+
+_NOT_REGULAR_HINT = ("definitions and settings must be regular files: remove it, or rename it so that it does not "
+                     "end in .json (standard input: pass '-')")
+#: What a non-regular file is, by its mode.
+_FILE_KINDS = (
+    (stat.S_ISDIR, "is a directory, not a regular file"),
+    (stat.S_ISFIFO, "is not a regular file (a FIFO)"),
+    (stat.S_ISSOCK, "is not a regular file (a socket)"),
+    (stat.S_ISCHR, "is not a regular file (a character device)"),
+    (stat.S_ISBLK, "is not a regular file (a block device)"),
+)
+#: Reading errors in words: errno -> (message, hint).
+_OS_PROBLEMS = {
+    errno.EACCES: ("cannot read (permission denied)", "make it readable for this user (chmod a+r {path})"),
+    errno.EPERM: ("cannot read (operation not permitted)", "make it readable for this user (chmod a+r {path})"),
+    errno.ELOOP: ("is a symbolic link loop", "point the link at an existing file, or remove it"),
+    errno.ENOENT: ("does not exist", "check the path"),
+    errno.EISDIR: ("is a directory, not a regular file", _NOT_REGULAR_HINT),
+    errno.ENAMETOOLONG: ("has a name that is too long", "shorten the path"),
+}
+
+
+class FileProblem(jsonpos.JsonSyntaxError):
+    """A file that cannot be used as JSON text at all (not a regular file, unreadable, a BOM), with its fix."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message, 1, 1)
+        self.hint = hint
+
+
+def _os_problem(exc: OSError, path: Path) -> FileProblem:
+    message, hint = _OS_PROBLEMS.get(exc.errno, (f"cannot read ({(exc.strerror or str(exc)).lower()})",
+                                                 "check the file and the folders above it"))
+    return FileProblem(message, hint.format(path=path))
+
+
+def _not_regular(mode: int) -> str | None:
+    return next((message for test, message in _FILE_KINDS if test(mode)),
+                None if stat.S_ISREG(mode) else "is not a regular file")
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of a regular file (symlinks followed). Anything else raises :class:`FileProblem` and is never
+    opened for reading: a FIFO would block forever, a device would never end."""
+    try:
+        problem = _not_regular(os.stat(path).st_mode)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileProblem(f"is a dangling symbolic link (to '{os.readlink(path)}')",
+                              "point the link at an existing file, or remove it") from None
+        raise FileProblem(*_OS_PROBLEMS[errno.ENOENT]) from None
+    except OSError as exc:
+        raise _os_problem(exc, path) from None
+    if problem:
+        raise FileProblem(problem, _NOT_REGULAR_HINT)
+    try:  # O_NONBLOCK: a file swapped for a FIFO after the stat still cannot block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _os_problem(exc, path) from None
+    with os.fdopen(fd, "rb") as handle:
+        problem = _not_regular(os.fstat(fd).st_mode)
+        if problem:
+            raise FileProblem(problem, _NOT_REGULAR_HINT)
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise _os_problem(exc, path) from None
 
 
 @dataclass
@@ -39,6 +112,17 @@ class Source:
             self._positions = jsonpos.Positions(self.text if self.error is None else "")
         return self._positions
 
+    @property
+    def definition_problem(self) -> str | None:
+        """Why this file is not a usable definition, to follow its path ("is a directory"); None when it is one."""
+        if isinstance(self.error, FileProblem):
+            return self.error.message
+        if self.error is not None:
+            return f"is not valid JSON (line {self.error.line}, column {self.error.column}: {self.error.message})"
+        if not isinstance(self.data, dict):
+            return "is not a JSON object"
+        return None if isinstance(self.data.get("model"), dict) else "has no 'model' object"
+
     def span(self, json_path: tuple = (), *, key: bool = False) -> tuple[int, int, int, int]:
         """(line, column, end_line, end_column) of a value, or of its key with ``key=True``."""
         if self.error is not None:
@@ -47,14 +131,40 @@ class Source:
         return positions.key_span(json_path) if key else positions.value_span(json_path)
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """How messages name a file: relative to the current folder when it lies below it, else absolute."""
+    relative = os.path.relpath(path)
+    return os.path.abspath(path) if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
+
+
 def read_source(path: str | os.PathLike, display: str | None = None) -> Source:
-    """Read and parse one JSON file; problems are kept in ``error``, never raised."""
+    """Read and parse one JSON file; problems are kept in ``error``, never raised. Only regular files are read."""
     path = Path(path)
     source = Source(path=path, display=display if display is not None else str(path))
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
+    except FileProblem as exc:
+        source.error = exc
+        return source
+    return _parse(source, raw)
+
+
+def read_stdin(stream=None) -> Source:
+    """One JSON document from standard input (``wangp validate -``), shown as ``<stdin>``."""
+    stream = stream if stream is not None else sys.stdin.buffer
+    source = Source(path=Path(STDIN_DISPLAY), display=STDIN_DISPLAY)
+    try:
+        raw = stream.read()
     except OSError as exc:
-        source.error = jsonpos.JsonSyntaxError(f"cannot read the file: {exc.strerror or exc}", 1, 1)
+        source.error = _os_problem(exc, Path(STDIN_DISPLAY))
+        return source
+    return _parse(source, raw)
+
+
+def _parse(source: Source, raw: bytes) -> Source:
+    if raw.startswith(codecs.BOM_UTF8):
+        source.error = FileProblem("starts with a UTF-8 byte order mark (BOM)",
+                                   "remove the UTF-8 BOM (WanGP rejects it too)")
         return source
     try:
         source.text = jsonpos.decode_text(raw)
@@ -118,11 +228,16 @@ def builtin_definition(arch_id: str, target: str = "july") -> Definition | None:
         model["modules"] = list(arch.modules)
     if arch.loras:
         model["loras"] = [hub_url(arch.family, lora) for lora in arch.loras]
+    if arch.image_outputs:
+        model["image_outputs"] = True
     return Definition(arch.id, model, default_settings(arch, target), "builtin")
 
 
 def definition_files(folder: Path) -> list[Path]:
-    """``folder/*.json`` sorted by path, as WanGP globs them."""
+    """``folder/*.json`` sorted by path, exactly as WanGP globs them: hidden names (``.x.json``) are left out, and
+    whatever else matches (directories, FIFOs, dangling links) is listed so that it can be reported.
+
+    The one file set of the catalog, ``list`` and ``validate``."""
     return [Path(p) for p in sorted(glob.glob(os.path.join(glob.escape(str(folder)), "*.json")))]
 
 
@@ -147,7 +262,7 @@ class Catalog:
         given = {os.path.realpath(s.path): s for s in extra}
         for origin, folder in (("defaults", home.defaults), ("finetunes", home.finetunes)):
             for path in definition_files(folder):
-                source = given.pop(os.path.realpath(path), None) or read_source(path, os.path.relpath(path))
+                source = given.pop(os.path.realpath(path), None) or read_source(path, shown_path(path))
                 self._add(source, origin)
         for source in extra:
             if os.path.realpath(source.path) in given:
@@ -155,11 +270,10 @@ class Catalog:
 
     def _add(self, source: Source, origin: str) -> None:
         self.sources.append(source)
-        data = source.data
-        if source.error or not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        if source.definition_problem:
             self.broken.append(source)
             return
-        model, settings = split_definition(data)
+        model, settings = split_definition(source.data)
         previous = self.definitions.get(source.id)
         if previous is not None and previous.origin == "defaults" and origin != "defaults":
             merged = {**previous.model, **model}  # WanGP 7: shallow update of the model subtree
@@ -184,7 +298,8 @@ class Catalog:
         if found is None:
             broken = [s for s in self.broken if s.id == model_id]
             if broken:
-                raise WangpError(f"definition '{model_id}' cannot be read ({broken[0].display})",
+                raise WangpError(f"definition '{model_id}' cannot be used: {broken[0].display} "
+                                 f"{broken[0].definition_problem}",
                                  code="E1", hint=f"run: wangp validate {broken[0].display}")
             raise NotFoundError(f"unknown model id '{model_id}'",
                                 hint="'wangp list' shows the definitions, 'wangp list --architectures' the base ids")

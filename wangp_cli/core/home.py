@@ -25,14 +25,24 @@ def unusable_path_reason(path: str) -> str | None:
     return None
 
 
+def _folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used as a folder, in words that follow its name (None when it can)."""
+    if path.is_dir():
+        return None
+    if path.exists():
+        return "is not a folder"
+    return "is a dangling symbolic link" if path.is_symlink() else "does not exist"
+
+
 class Home:
     """Turns relative names into paths, and refuses names that escape the folder."""
 
     def __init__(self, root: str | os.PathLike | None = None):
         root = root or os.environ.get(HOME_ENV) or "."
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise UsageError(f"home folder '{root}' does not exist",
+        problem = _folder_problem(self.root)
+        if problem:
+            raise UsageError(f"home folder '{root}' {problem}",
                              hint=f"pass --home DIR or set {HOME_ENV} to a folder holding finetunes/")
 
     @property

@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from wangp_cli.core.definitions import Catalog, Definition, DefinitionReferenceError
 from wangp_cli.core.errors import WangpError
-from wangp_cli.core.registry import MODULES, architecture_ids, family_of, get_architecture
+from wangp_cli.core.registry import ARCHITECTURES, MODULES, Architecture, architecture_ids, family_of, get_architecture
+from wangp_cli.core.safety import did_you_mean
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import (
     Preference, Variant, select_variant, transformer_dtype, variants, will_auto_quantize,
 )
+
+
+@dataclass(frozen=True)
+class ArchitectureOf:
+    """What a definition's ``architecture`` names: the id as written, its registry entry, and what is wrong."""
+
+    id: str | None  # None when missing or not a string
+    arch: Architecture | None
+    problem: str | None = None
+    code: str = ""  # the validate code of the problem (E3, E4)
+
+    @property
+    def known(self) -> Architecture | None:
+        """The registry entry, also for an id of another target."""
+        return self.arch or ARCHITECTURES.get(self.id or "")
+
+    @property
+    def family(self) -> str | None:
+        """The registry's family; for an unknown id WanGP's name tokens, never a guessed "wan"."""
+        return self.known.family if self.known else family_of(self.id or "")
+
+    @property
+    def io_class(self) -> str | None:
+        return self.known.io_class if self.known else None
+
+
+def architecture_of(catalog: Catalog, definition: Definition) -> ArchitectureOf:
+    """Resolve ``architecture`` (or the June 2025 key ``base``) for ``catalog.target``; never raises."""
+    model, target = definition.model, catalog.target
+    if "architecture" not in model:
+        base = model.get("base")
+        if not isinstance(base, str):
+            return ArchitectureOf(None, None, "has no 'architecture'", "E3")
+        return ArchitectureOf(base, get_architecture(base, target),
+                              "uses the June 2025 key 'base': rename it to 'architecture'", "E3")
+    value = model["architecture"]
+    if not isinstance(value, str):
+        return ArchitectureOf(None, None, "has an 'architecture' that is not a string", "E3")
+    arch = get_architecture(value, target)
+    if arch is not None:
+        return ArchitectureOf(value, arch)
+    if value in ARCHITECTURES:
+        problem = f"has architecture '{value}', which needs WanGP July 2025 (target {target})"
+    elif value in catalog.definitions and value != definition.id:
+        problem = f"has architecture '{value}', which names a definition, not a base architecture"
+    else:
+        problem = f"has an unknown architecture '{value}'{did_you_mean(value, architecture_ids(target))}"
+    return ArchitectureOf(value, None, problem, "E4")
 
 
 def resolved_entries(catalog: Catalog, definition: Definition, prop: str) -> list[str]:
@@ -51,8 +102,11 @@ def module_ids(catalog: Catalog, definition: Definition) -> list[str]:
 def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> dict:
     """Everything ``wangp show`` prints: the JSON record of a resolved definition."""
     definition = catalog.get(model_id)
-    arch_id = definition.architecture or ""
-    arch = get_architecture(arch_id, catalog.target)
+    of = architecture_of(catalog, definition)
+    if of.problem:
+        where = definition.source.display if definition.source else model_id
+        raise WangpError(f"'{model_id}' {of.problem}", code=of.code, hint=f"run: wangp validate {where}")
+    arch = of.arch
     modules = []
     for module_id in module_ids(catalog, definition):
         module = MODULES.get(module_id)
@@ -65,9 +119,9 @@ def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> di
     return {
         "id": definition.id,
         "name": definition.name,
-        "architecture": arch_id,
-        "family": arch.family if arch else family_of(arch_id),
-        "class": arch.io_class if arch else None,
+        "architecture": arch.id,
+        "family": arch.family,
+        "class": arch.io_class,
         "description": definition.model.get("description", ""),
         "origin": definition.origin,
         "source": definition.source.display if definition.source else None,
@@ -79,19 +133,19 @@ def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> di
         "modules": modules,
         "preload": [_file(catalog, v) for v in variants(resolved_entries(catalog, definition, "preload_URLs"))],
         "loras": [_file(catalog, v) for v in variants(resolved_entries(catalog, definition, "loras"))],
-        "fps": arch.fps if arch else None,
+        "fps": arch.fps,
         "settings": settings,
         "settings_origin": origin,
     }
 
 
 def list_models(catalog: Catalog, *, include_hidden: bool = False) -> list[dict]:
-    """One row per definition: id, name, architecture, family, class, and which variants are in ckpts/."""
+    """One row per definition: id, name, architecture, family, class, which variants are in ckpts/, and what
+    makes it unusable (``problem``, None for a usable one)."""
     rows = []
     for model_id in sorted(catalog.ids(include_hidden=include_hidden)):
         definition = catalog.definitions[model_id]
-        arch_id = definition.architecture or ""
-        arch = get_architecture(arch_id, catalog.target)
+        of = architecture_of(catalog, definition)
         try:
             files = [{"label": v.label, **_file(catalog, v)} for v in
                      variants(resolved_entries(catalog, definition, "URLs"))]
@@ -100,9 +154,10 @@ def list_models(catalog: Catalog, *, include_hidden: bool = False) -> list[dict]
         rows.append({
             "id": model_id,
             "name": definition.name,
-            "architecture": arch_id,
-            "family": arch.family if arch else family_of(arch_id),
-            "class": arch.io_class if arch else None,
+            "architecture": of.id,
+            "family": of.family,
+            "class": of.io_class,
+            "problem": of.problem,
             "visible": definition.visible,
             "origin": definition.origin,
             "source": definition.source.display if definition.source else None,

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from wangp_cli.core.defaults import default_settings
 
 HF = "https://huggingface.co"
-HUB_REPOS = {"wan": "DeepBeepMeep/Wan2.1", "hunyuan": "DeepBeepMeep/HunyuanVideo", "ltxv": "DeepBeepMeep/LTX_Video"}
+HUB_REPOS = {"wan": "DeepBeepMeep/Wan2.1", "hunyuan": "DeepBeepMeep/HunyuanVideo", "ltxv": "DeepBeepMeep/LTX_Video",
+             "flux": "DeepBeepMeep/Flux"}
 
 #: Architectures whose finetunes WanGP's docs list as tested.
 DOCUMENTED_FINETUNE_ARCHITECTURES = ("t2v", "i2v", "i2v_720p", "vace_14B", "hunyuan", "hunyuan_i2v")
@@ -38,8 +39,8 @@ class Architecture:
 
     id: str
     name: str
-    family: str  # wan | hunyuan | ltxv
-    io_class: str  # t2v | i2v
+    family: str  # wan | hunyuan | ltxv | flux
+    io_class: str  # t2v | i2v (WanGP's test_class_i2v)
     files: tuple[str, ...]  # default checkpoint files, WanGP's order (without the .safetensors suffix)
     diffusers_repo: str | None = None  # where the other components come from
     components: tuple[str, ...] = ()  # diffusers subfolders taken from diffusers_repo (never its transformer)
@@ -48,6 +49,7 @@ class Architecture:
     loras: tuple[str, ...] = ()
     fps: int = 16
     frames: tuple[int, int, int] = (5, 193, 4)  # UI slider min, max, step
+    image_outputs: bool = False  # an image model (WanGP's set_default_model_def)
     transformer: dict = field(default_factory=dict)  # shape of the transformer (for loaders)
     since: str = "v6"  # first target where the id exists
     until: str | None = None  # last target where it is a base id
@@ -185,6 +187,10 @@ _ALL = [
           modules=("vace_14B", "multitalk"), diffusers_repo="Wan-AI/Wan2.1-VACE-14B-diffusers",
           components=_WAN_T2V, fps=25, frames=(17, 737, 4), since="july",
           transformer={**_WAN_14B, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96}),
+    # WanGP 6.7 / 7.0 (eb92f0c1 / 64c59c15): image editing; wangp lists, validates and downloads it, no generation
+    _arch("flux_dev_kontext", "Flux Dev Kontext 12B", "flux", "t2v",
+          ["flux1_kontext_dev_bf16", "flux1_kontext_dev_quanto_bf16_int8"], frames=(1, 1, 1), image_outputs=True,
+          since="july"),
 ]
 
 ARCHITECTURES: dict[str, Architecture] = {a.id: a for a in _ALL}
@@ -210,10 +216,10 @@ def module_ids(target: str = "july") -> list[str]:
     return [m.id for m in MODULES.values() if order(m.since) <= order(target)]
 
 
-def family_of(arch_id: str) -> str:
-    """WanGP's rule: ``hunyuan`` in the id → hunyuan, ``ltxv`` → ltxv, else wan."""
-    if "hunyuan" in arch_id:
-        return "hunyuan"
-    if "ltxv" in arch_id:
-        return "ltxv"
-    return "wan"
+#: WanGP 7's ``get_model_family``: the first token found in the id names the family.
+_FAMILY_TOKENS = (("hunyuan", "hunyuan"), ("ltxv", "ltxv"), ("flux", "flux"))
+
+
+def family_of(arch_id: str) -> str | None:
+    """The family of an id wangp does not know, by WanGP's tokens; None where WanGP would only guess "wan"."""
+    return next((family for token, family in _FAMILY_TOKENS if token in arch_id), None)
