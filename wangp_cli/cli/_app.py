@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -92,12 +91,14 @@ GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "-qq", "-vv", "-qqq", "-vvv"
 GLOBAL_VALUED = {"--home", "--color"}
 
 
-def _command_options(group: click.Group, name: str) -> tuple[set[str], set[str]]:
-    """The option names of command ``name``: (all of them, those taking a value)."""
+def _command_options(group, name: str) -> tuple[set[str], set[str]]:
+    """The option names of command ``name`` of the click ``group``: (all of them, those taking a value).
+
+    Duck-typed: typer carries its own copy of click, and importing the real one too would cost 10 ms a run."""
     sub = group.commands.get(name)
     names, valued = set(), set()
     for param in getattr(sub, "params", []):
-        if isinstance(param, click.Option):
+        if getattr(param, "param_type_name", "") == "option":
             opts = set(param.opts) | set(param.secondary_opts)
             names |= opts
             if not (param.is_flag or param.count):
@@ -105,7 +106,7 @@ def _command_options(group: click.Group, name: str) -> tuple[set[str], set[str]]
     return names, valued
 
 
-def hoist_global_options(argv: list[str], group: click.Group) -> list[str]:
+def hoist_global_options(argv: list[str], group) -> list[str]:
     """``wangp list --home DIR`` as ``wangp --home DIR list``: global options given after the command move
     before it (unless the command has an option of that name, or they follow ``--``)."""
     index = 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import errno
+import functools
 import glob
+import math
 import os
 import stat
 import sys
@@ -100,6 +102,7 @@ class Source:
     data: object = None
     error: jsonpos.JsonSyntaxError | None = None
     duplicate_keys: bool = False
+    maybe_not_strict: bool = False  # NaN/Infinity/1e999 were read, or the text has a \\udXXX escape
     _positions: jsonpos.Positions | None = field(default=None, repr=False)
 
     @property
@@ -176,8 +179,21 @@ def _parse(source: Source, raw: bytes) -> Source:
                 duplicates.append(True)
             return result
 
-        source.data = jsonpos.loads(source.text, object_pairs_hook=pairs_hook)
+        def constant(name):  # NaN, Infinity, -Infinity: json.loads accepts them, strict JSON does not
+            unusual.append(name)
+            return float(name)
+
+        def number(text):
+            value = float(text)
+            if value in (math.inf, -math.inf):  # 1e999: beyond a double
+                unusual.append(text)
+            return value
+
+        unusual: list = []
+        source.data = jsonpos.loads(source.text, object_pairs_hook=pairs_hook, parse_constant=constant,
+                                    parse_float=number)
         source.duplicate_keys = bool(duplicates)
+        source.maybe_not_strict = bool(unusual) or "\\ud" in source.text or "\\uD" in source.text
     except jsonpos.JsonSyntaxError as exc:
         source.error = exc
     return source
@@ -249,6 +265,18 @@ class DefinitionReferenceError(WangpError):
         self.chain = chain
 
 
+@functools.lru_cache(maxsize=None)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _place(path: str | os.PathLike) -> str:
+    """Where a definition file is: its folder resolved (once per folder, not per file), then its own name, so
+    that ``finetunes/x.json`` and ``./home/finetunes/x.json`` are one file."""
+    path = os.fspath(path)
+    return os.path.join(_real_folder(os.path.dirname(path) or "."), os.path.basename(path))
+
+
 class Catalog:
     """Every model id of a home folder: ``defaults/`` then ``finetunes/`` (same id: merged), then built-ins."""
 
@@ -259,13 +287,13 @@ class Catalog:
         self.sources: list[Source] = []
         self.broken: list[Source] = []
         extra = extra or []
-        given = {os.path.realpath(s.path): s for s in extra}
+        given = {_place(s.path): s for s in extra}
         for origin, folder in (("defaults", home.defaults), ("finetunes", home.finetunes)):
             for path in definition_files(folder):
-                source = given.pop(os.path.realpath(path), None) or read_source(path, shown_path(path))
+                source = given.pop(_place(path), None) or read_source(path, shown_path(path))
                 self._add(source, origin)
         for source in extra:
-            if os.path.realpath(source.path) in given:
+            if _place(source.path) in given:
                 self._add(source, "file")
 
     def _add(self, source: Source, origin: str) -> None:

@@ -7,7 +7,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 
 from wangp_cli.core.errors import WangpError
@@ -74,6 +73,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = T
         except OSError as exc:
             raise WangpError(f"cannot write '{path}': {exc.strerror or exc}") from None
         return
+    import tempfile  # here, not at the top: tempfile pulls in random (3 ms) for commands that never write
+
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)

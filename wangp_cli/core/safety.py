@@ -7,7 +7,6 @@ through :func:`clean` before it reaches a terminal; JSON documents go through :f
 
 from __future__ import annotations
 
-import difflib
 import re
 import urllib.parse
 
@@ -77,6 +76,8 @@ def redact_data(data):
 
 def did_you_mean(word: str, choices, *, cutoff: float = 0.75) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices`` (case-insensitive), or an empty string."""
+    import difflib  # only when a finding needs it
+
     choices = [c for c in choices if isinstance(c, str)]
     lowered = {c.lower(): c for c in choices}
     if word.lower() in lowered and lowered[word.lower()] != word:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from wangp_cli.core.variants import dtype_token, local_path, unsafe_basename_rea
 
 #: One line per code, for docs and ``--help``.
 CODES = {
-    "E1": "file is not valid JSON, not UTF-8, or not a JSON object",
+    "E1": "file is not a readable regular file, not valid JSON, not UTF-8, or not a JSON object",
     "E2": "no 'model' object",
     "E3": "'name', 'architecture' or 'description' missing or not a string",
     "E4": "unknown architecture, or an architecture that names a finetune",
@@ -107,6 +108,9 @@ class _Checker:
 
     def run(self) -> list[Diagnostic]:
         source = self.source
+        if isinstance(source.error, FileProblem):  # nothing to check in a file that cannot be read
+            self.found.append(Diagnostic(source.display, 1, 1, "E1", source.error.message, source.error.hint))
+            return self.found
         if source.error is not None:
             self.add("E1", f"invalid JSON: {source.error.message}", hint="fix the JSON syntax at this position")
             return self.found
@@ -422,6 +426,8 @@ class _Checker:
 
     def check_strict_json(self, data: dict) -> None:
         """E14: NaN/Infinity would reach WanGP's arithmetic (garbage frames); a lone surrogate cannot be encoded."""
+        if not self.source.maybe_not_strict:
+            return  # the parser saw no such number and the text has no surrogate escape: no walk over every value
         for path, is_key, what in strict_json_problems(data):
             if what == LONE_SURROGATE and (is_key or (len(path) == 3 and path[:2] in _ENTRY_LISTS)):
                 continue  # such a key is unknown (W7); such an entry is an unusable URL or path (E7)
@@ -556,11 +562,7 @@ def validate_paths(paths: list[str] | None, home: Home, *, target: str = "july",
     settings_files = _settings_files(sources, home)
     report = Report(files=len(sources) + len(settings_files))
     for source in sources:
-        if isinstance(source.error, FileProblem):  # nothing to check in a file that cannot be read
-            found = [Diagnostic(source.display, 1, 1, "E1", source.error.message, source.error.hint)]
-        else:
-            found = _Checker(source, catalog, target).run()
-        report.diagnostics.extend(found)
+        report.diagnostics.extend(_Checker(source, catalog, target).run())
     for path in settings_files:
         report.diagnostics.extend(check_settings_file(path, shown_path(path)))
     report.diagnostics = sorted(d for d in report.diagnostics if d.code not in ignore and d.code[0] not in ignore)
@@ -574,6 +576,6 @@ def validate_paths(paths: list[str] | None, home: Home, *, target: str = "july",
 def _settings_files(sources: list[Source], home: Home) -> list[Path]:
     """``settings/<id>_settings.json`` (whatever that name holds) of the sources that are the home's definitions."""
     folders = {os.path.realpath(home.finetunes), os.path.realpath(home.defaults)}
-    ids = dict.fromkeys(s.id for s in sources if s.path.name.endswith(".json")
-                        and os.path.realpath(s.path.parent) in folders)
+    real = functools.lru_cache(maxsize=None)(os.path.realpath)  # one resolution per folder, not per file
+    ids = dict.fromkeys(s.id for s in sources if s.path.name.endswith(".json") and real(str(s.path.parent)) in folders)
     return [path for path in map(home.settings_file, ids) if os.path.lexists(path)]
