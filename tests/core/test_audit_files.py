@@ -16,16 +16,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import definition, subprocess_env, write_definition
-from wangp_cli.cli import app
+from conftest import definition, invoke as wangp, strict_json, subprocess_env, write_definition
 from wangp_cli.core.definitions import Catalog, definition_files, read_source
 from wangp_cli.core.home import Home
 from wangp_cli.core.registry import family_of, get_architecture
 from wangp_cli.core.validation import collect_files, validate_paths
 
-runner = CliRunner()
 HANG_LIMIT = 30  # seconds: a command blocked on a FIFO or reading /dev/zero fails the test instead of hanging it
 
 #: WanGP 7.0 (64c59c15) defaults/flux_dev_kontext.json, as shipped (the description shortened).
@@ -64,12 +61,6 @@ JUNE_HUNYUAN_FAST = {
 }
 
 
-def wangp(*args, home=None, env=None):
-    argv = (["--home", str(home)] if home is not None else []) + [str(a) for a in args]
-    result = runner.invoke(app, argv, env=env)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def run(*args, home, stdin=None):
@@ -100,17 +91,12 @@ def bounded(function, *args, **kwargs):
     return outcome["value"]
 
 
-def strict_loads(text: str):
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def list_rows(home, *args) -> dict:
     result = wangp("list", "-f", "json", *args, home=home)
     assert result.exit_code == 0, result.output
-    return {row["id"]: row for row in strict_loads(result.stdout)["definitions"]}
+    return {row["id"]: row for row in strict_json(result.stdout)["definitions"]}
 
 
 # -- row 1 / 43: only regular files are read; every other entry is reported in words ------------------------------
@@ -271,7 +257,7 @@ def test_validate_dash_reads_standard_input(home):
     assert bad.returncode == 1
     assert bad.stdout.startswith("<stdin>:") and " E4 " in bad.stdout.splitlines()[0]
     bom = run("validate", "-", "-f", "json", home=home, stdin="\ufeff{}")
-    assert [d["file"] for d in strict_loads(bom.stdout)["diagnostics"]] == ["<stdin>"]
+    assert [d["file"] for d in strict_json(bom.stdout)["diagnostics"]] == ["<stdin>"]
     twice = run("validate", "-", "-", home=home)
     assert twice.returncode == 2 and "given twice" in twice.stderr
 
@@ -444,7 +430,7 @@ def test_lone_surrogates_are_read_and_shown_escaped(home):
     shown = run("show", "surrogate", home=home)  # a real, strict UTF-8 stdout
     assert shown.returncode == 0
     assert shown.stdout.startswith("surrogate: bad \\ud800 name\n") and 'prompt = "\\udfff"' in shown.stdout
-    record = strict_loads(run("show", "surrogate", "-f", "json", home=home).stdout)
+    record = strict_json(run("show", "surrogate", "-f", "json", home=home).stdout)
     assert record["name"] == "bad \ud800 name"
     listed = run("list", home=home)
     assert listed.returncode == 0 and "bad \\ud800 name" in listed.stdout
@@ -458,6 +444,6 @@ def test_show_json_of_non_finite_settings_is_strict(home):
     write_definition(home, "nan", text)
     result = wangp("show", "nan", "-f", "json", home=home)
     assert result.exit_code == 0
-    settings = strict_loads(result.stdout)["settings"]
+    settings = strict_json(result.stdout)["settings"]
     assert (settings["guidance_scale"], settings["flow_shift"], settings["embedded_guidance_scale"]) == \
         (None, None, None)
