@@ -402,3 +402,16 @@ def test_validate_qq_prints_errors_only(home):
     quiet = wangp("-qq", "validate", home=home)
     assert quiet.exit_code == 1
     assert [line.split(" ")[1] for line in quiet.stdout.splitlines() if not line.startswith(" ")] == ["E1"]
+
+
+@pytest.mark.parametrize("target, message", [("folder", "is not a regular file"),
+                                             ("/dev/zero", "is not a regular file"),
+                                             ("missing.safetensors", "does not exist")])
+def test_inspect_names_what_the_path_is(tmp_path, target, message):
+    """Row 45: a folder or a device is said to be one (never read: /dev/zero would never end)."""
+    (tmp_path / "folder").mkdir()
+    path = target if target.startswith("/") else tmp_path / target
+    result = subprocess.run([sys.executable, "-m", "wangp_cli", "inspect", str(path)], capture_output=True,
+                            text=True, env=subprocess_env(), timeout=30)
+    assert result.returncode == 1
+    assert message in result.stderr
