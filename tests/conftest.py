@@ -94,6 +94,14 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that a test interrupts: Ctrl-C acts as on a terminal even when this run was
+    started in the background (``cmd &``, nohup), where SIGINT is inherited as ignored and Python keeps it so."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def subprocess_env(**extra) -> dict:
     """Environment for ``python -m wangp_cli`` in a child process: the checkout on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k not in _CLI_ENV}

@@ -17,7 +17,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO_ROOT, definition, subprocess_env, write_definition, invoke as wangp, strict_json
+from conftest import REPO_ROOT, definition, subprocess_env, write_definition, invoke as wangp, strict_json, sigint_default
 from wangp_cli.cli import app
 from wangp_cli.core import jsonio, outputs, safety
 from wangp_cli.core.errors import WangpError
@@ -217,7 +217,7 @@ CHILD = textwrap.dedent("""
 
 def run_child(kind):
     return subprocess.Popen([sys.executable, "-c", CHILD, kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=subprocess_env(), cwd=REPO_ROOT)
+                            text=True, env=subprocess_env(), cwd=REPO_ROOT, preexec_fn=sigint_default)
 
 
 def test_ctrl_c_is_one_line_and_130():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import sigint_default
 from tests.download.conftest import ME
 from tests.download.test_download import WANGP, definition, hub_url, make_home, run
 from tests.servers import random_bytes, safetensors_bytes
@@ -192,7 +193,7 @@ def _interrupted_download(home, env, server, path):
     server.throttle_bytes_per_second = len(content) // 4
     process = subprocess.Popen(WANGP + ["--home", str(home), "download", "dl", "--no-components"],
                                env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     part = home / "ckpts" / f".{Path(path).name}.wangp-part"
     deadline = time.time() + 30
     while not (part.exists() and part.stat().st_size >= len(content) // 4) and time.time() < deadline:

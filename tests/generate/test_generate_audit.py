@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import subprocess_env, invoke as wangp, strict_json  # noqa: E402
+from conftest import subprocess_env, invoke as wangp, strict_json, sigint_default  # noqa: E402
 from wangp_cli.generate import tiny  # noqa: E402
 from wangp_cli.generate.video import probe_video, read_metadata, write_video  # noqa: E402
 
@@ -339,7 +339,8 @@ def test_ctrl_c_during_generate_prints_one_line_and_exits_130(homes, tmp_path):
     command = [sys.executable, "-m", "wangp_cli", "--home", str(home.root), "generate", "-m", home.model_id,
                "--steps", "100", "-o", str(out), *SEQ]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=subprocess_env(), start_new_session=True)  # its own group, like a terminal job
+                             env=subprocess_env(), start_new_session=True,  # its own group, like a terminal job
+                             preexec_fn=sigint_default)
     seen = []
     for line in child.stderr:
         seen.append(line)
