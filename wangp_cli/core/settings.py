@@ -6,11 +6,10 @@ import os
 
 from wangp_cli.core import jsonpos
 from wangp_cli.core.defaults import I2V_PROMPT, T2V_PROMPT, default_settings
-from wangp_cli.core.definitions import Catalog, Definition, FileProblem, Source, read_source
+from wangp_cli.core.definitions import Catalog, Definition, FileProblem, read_source
 from wangp_cli.core.errors import Diagnostic, WangpError
-from wangp_cli.core.keys import MEDIA_KEYS, SETTINGS_KEYS
+from wangp_cli.core.keys import MEDIA_KEYS
 from wangp_cli.core.registry import get_architecture
-from wangp_cli.core.schema import check, strict_json_problems
 
 #: WanGP version and settings_version written by an export, per target.
 EXPORT_VERSIONS = {"v6": ("6.21", 2), "july": ("7.0", 2.22)}
@@ -31,7 +30,7 @@ _RANK = {key: index for index, key in enumerate(_ORDER)}
 META_KEYS = ("type", "settings_version", "base_model_type", "model_filename", "model_type", "$schema")
 
 
-_SETTINGS_HINT = "fix it or delete it (WanGP recreates it from the definition)"
+SETTINGS_FILE_HINT = "fix it or delete it (WanGP recreates it from the definition)"
 
 
 def read_settings_file(path) -> dict:
@@ -39,56 +38,10 @@ def read_settings_file(path) -> dict:
     source = read_source(path)
     if source.error is not None or not isinstance(source.data, dict):
         error = source.error or jsonpos.JsonSyntaxError("a settings file must be a JSON object", 1, 1)
-        hint = error.hint if isinstance(error, FileProblem) else _SETTINGS_HINT
+        hint = error.hint if isinstance(error, FileProblem) else SETTINGS_FILE_HINT
         raise WangpError(f"settings file '{path}' cannot be used: {error.message}", code="E1", hint=hint,
                          diagnostics=[Diagnostic(str(path), error.line, error.column, "E1", error.message)])
     return source.data
-
-
-def check_settings_file(path, display: str) -> list[Diagnostic]:
-    """What ``validate`` reports for a ``settings/<id>_settings.json``: a file that cannot be read or parsed (E1), a
-    known key with another JSON type than in a definition (E10), what strict JSON cannot carry (E14: NaN, 1e999,
-    lone surrogates)."""
-    source = read_source(path, display)
-    error = source.error
-    if isinstance(error, FileProblem):
-        return [Diagnostic(display, 1, 1, "E1", error.message, error.hint)]
-    if error is not None:
-        return [Diagnostic(display, error.line, error.column, "E1", f"invalid JSON: {error.message}",
-                           "fix the JSON syntax at this position")]
-    if not isinstance(source.data, dict):
-        return [_finding(source, (), "E1", "a settings file must be a JSON object", "wrap the content in { ... }")]
-    found = []
-    not_strict = list(strict_json_problems(source.data))
-    for where, is_key, what in not_strict:
-        if what == "a lone surrogate":
-            found.append(_finding(source, where, "E14", f"{'key ' * is_key}{_label(where)} holds a lone surrogate "
-                                  "(not valid Unicode)", "remove the \\udXXX escape, or complete the pair",
-                                  key=is_key))
-        else:
-            start, end = source.positions.values.get(where, (0, 0))
-            found.append(_finding(source, where, "E14", f"{_label(where)} is {source.text[start:end] or what}, not "
-                                  "a finite JSON number", "write a finite number, or delete the key to use the "
-                                  "default"))
-    flagged = {where[0] for where, _, _ in not_strict}
-    for key, value in source.data.items():
-        spec = SETTINGS_KEYS.get(key)
-        mismatch = check(value, spec.schema) if spec is not None and key not in flagged else None
-        if mismatch:
-            where, message = mismatch
-            found.append(_finding(source, (key, *where), "E10", f"{_label((key, *where))} {message}", _SETTINGS_HINT))
-    return found
-
-
-def _finding(source: Source, path: tuple, code: str, message: str, hint: str, *, key: bool = False) -> Diagnostic:
-    line, column, end_line, end_column = source.span(path, key=key)
-    return Diagnostic(source.display, line, column, code, message, hint, end_line, end_column)
-
-
-def _label(path: tuple) -> str:
-    """``'slg_layers'[2]``: a key and the indexes inside its value."""
-    head, *rest = path or ("(top level)",)
-    return f"'{head}'" + "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in rest)
 
 
 def fix_settings(values: dict, target: str) -> dict:

@@ -25,7 +25,7 @@ from wangp_cli.core.registry import (
 )
 from wangp_cli.core.safety import did_you_mean, redact
 from wangp_cli.core.schema import LONE_SURROGATE, check, spelled, strict_json_problems
-from wangp_cli.core.settings import check_settings_file
+from wangp_cli.core.settings import SETTINGS_FILE_HINT
 from wangp_cli.core.variants import dtype_token, local_path, unsafe_basename_reason, url_basename
 
 #: One line per code, for docs and ``--help``.
@@ -106,18 +106,40 @@ class _Checker:
         """A file of a ``defaults/`` folder: a built-in definition, not a finetune."""
         return self.source.path.parent.name == "defaults"
 
-    def run(self) -> list[Diagnostic]:
+    def check_document(self, kind: str) -> bool:
+        """E1 for a file that cannot be read, is not JSON, or is not an object; True when there is more to check."""
         source = self.source
         if isinstance(source.error, FileProblem):  # nothing to check in a file that cannot be read
             self.found.append(Diagnostic(source.display, 1, 1, "E1", source.error.message, source.error.hint))
-            return self.found
-        if source.error is not None:
+        elif source.error is not None:
             self.add("E1", f"invalid JSON: {source.error.message}", hint="fix the JSON syntax at this position")
+        elif not isinstance(source.data, dict):
+            self.add("E1", f"{kind} must be a JSON object", hint="wrap the content in { ... }")
+        else:
+            return True
+        return False
+
+    def run_settings_file(self) -> list[Diagnostic]:
+        """A ``settings/<id>_settings.json``: E1, E14 (keys too), and E10 for the known keys' types. Unknown keys and
+        ranges are not reported there: WanGP writes that file itself, with every key of its version."""
+        if not self.check_document("a settings file"):
+            return self.found
+        data = self.source.data
+        self.check_strict_json(data, keys=True)
+        flagged = {path[0] for path in self.not_strict}
+        for name, value in data.items():
+            spec = K.SETTINGS_KEYS.get(name)
+            mismatch = check(value, spec.schema) if spec is not None and name not in flagged else None
+            if mismatch:
+                where, message = mismatch
+                self.add("E10", f"'{name}'{_at(where)} {message}", (name, *where), hint=SETTINGS_FILE_HINT)
+        return self.found
+
+    def run(self) -> list[Diagnostic]:
+        source = self.source
+        if not self.check_document("a definition"):
             return self.found
         data = source.data
-        if not isinstance(data, dict):
-            self.add("E1", "a definition must be a JSON object", hint="wrap the content in { ... }")
-            return self.found
         if source.duplicate_keys:
             for json_path, _ in source.positions.duplicate_keys:
                 self.add("W12", f"duplicate key '{json_path[-1]}': the last value wins", json_path, key=True)
@@ -424,18 +446,19 @@ class _Checker:
         """The hint of a value in a WanGP 8+ form (see keys.LATER_MODEL_FORMS), else an empty string."""
         return K.later_format_hint(self.target) if name in forms and forms[name](value) else ""
 
-    def check_strict_json(self, data: dict) -> None:
-        """E14: NaN/Infinity would reach WanGP's arithmetic (garbage frames); a lone surrogate cannot be encoded."""
+    def check_strict_json(self, data: dict, *, keys: bool = False) -> None:
+        """E14: NaN/Infinity would reach WanGP's arithmetic (garbage frames); a lone surrogate cannot be encoded.
+        In a key only with ``keys`` (in a definition such a key is unknown anyway: W7)."""
         if not self.source.maybe_not_strict:
             return  # the parser saw no such number and the text has no surrogate escape: no walk over every value
         for path, is_key, what in strict_json_problems(data):
-            if what == LONE_SURROGATE and (is_key or (len(path) == 3 and path[:2] in _ENTRY_LISTS)):
-                continue  # such a key is unknown (W7); such an entry is an unusable URL or path (E7)
+            if what == LONE_SURROGATE and ((is_key and not keys) or (len(path) == 3 and path[:2] in _ENTRY_LISTS)):
+                continue  # an unknown key (W7); an entry that is an unusable URL or path (E7)
             self.not_strict.add(path)
-            label = _label(path)
+            label = ("key " if is_key else "") + _label(path)
             if what == LONE_SURROGATE:
                 self.add("E14", f"{label} holds a lone surrogate (not valid Unicode): WanGP cannot write it back "
-                                "as UTF-8", path,
+                                "as UTF-8", path, key=is_key,
                          hint="remove the \\udXXX escape, or complete the pair (\\ud83d\\ude00 is one character)")
                 continue
             start, end = self.source.positions.values.get(path, (0, 0))
@@ -564,7 +587,7 @@ def validate_paths(paths: list[str] | None, home: Home, *, target: str = "july",
     for source in sources:
         report.diagnostics.extend(_Checker(source, catalog, target).run())
     for path in settings_files:
-        report.diagnostics.extend(check_settings_file(path, shown_path(path)))
+        report.diagnostics.extend(_Checker(read_source(path, shown_path(path)), catalog, target).run_settings_file())
     report.diagnostics = sorted(d for d in report.diagnostics if d.code not in ignore and d.code[0] not in ignore)
     if default_run and not sources and note is not None:
         folder, where = (os.path.join(shown_path(sub), "") for sub in (home.finetunes, home.defaults))
