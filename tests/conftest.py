@@ -23,7 +23,7 @@ HF_WAN = "https://huggingface.co/DeepBeepMeep/Wan2.1/resolve/main/"
 HF_ME = "https://huggingface.co/me/my-finetune/resolve/main/"
 
 #: Environment variables that change the CLI's defaults (format, colour, home): never inherited by a test.
-_CLI_ENV = ("GITHUB_ACTIONS", "FORCE_COLOR", "CLICOLOR_FORCE", "WANGP_HOME", "WANGP_DEBUG")
+_CLI_ENV = ("GITHUB_ACTIONS", "FORCE_COLOR", "CLICOLOR_FORCE", "WANGP_HOME", "WANGP_DEBUG", "WANGP_TARGET")
 
 
 def make_home(root: Path) -> Path:

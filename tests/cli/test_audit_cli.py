@@ -396,7 +396,7 @@ def test_url_credentials_never_printed(home, command):
 
 def test_validate_qq_prints_errors_only(home):
     write_definition(home, "bad", "{bad")
-    write_definition(home, "warned", definition(URLs=["https://huggingface.co/me/r/resolve/main/nodtype.safetensors"]))
+    write_definition(home, "warned", definition(URLs=["https://huggingface.co/me/r/blob/main/x_bf16.safetensors"]))
     loud = wangp("validate", home=home)
     assert " W" in loud.stdout and "Found" in loud.stdout
     quiet = wangp("-qq", "validate", home=home)

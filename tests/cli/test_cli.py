@@ -78,8 +78,9 @@ def test_list_architectures(home):
     text = wangp("list", "--architectures", home=home)
     assert text.exit_code == 0
     listed = {line.split()[0] for line in text.stdout.splitlines()[1:]}
-    assert set(DOCUMENTED) <= listed
-    july = {r["id"] for r in json.loads(wangp("list", "--architectures", "-f", "json").stdout)["architectures"]}
+    assert set(DOCUMENTED) - {"i2v_720p"} <= listed and len(listed) == 126  # WanGP 12: i2v_720p is an i2v definition
+    july = {r["id"] for r in json.loads(wangp("list", "--architectures", "-f", "json", "--target", "july").stdout)[
+        "architectures"]}
     v6 = {r["id"] for r in json.loads(
         wangp("list", "--architectures", "--target", "v6", "-f", "json").stdout)["architectures"]}
     assert set(DOCUMENTED) <= v6 <= july
@@ -142,7 +143,9 @@ def test_show_json_shape(shipped_home):
     (("--dtype", "fp16"), "ckpts/Wan14BT2VFusioniX_quanto_fp16_int8.safetensors", True, "fp16"),
     (("--quantization", "none"), "ckpts/Wan14BT2VFusioniX_fp16.safetensors", False, "bf16"),
     (("--quantization", "none", "--dtype", "fp16"), "ckpts/Wan14BT2VFusioniX_fp16.safetensors", False, "fp16"),
-    (("--quantization", "fp8"), "ckpts/Wan14BT2VFusioniX_fp16.safetensors", False, None),
+    (("--quantization", "fp8", "--target", "july"), "ckpts/Wan14BT2VFusioniX_fp16.safetensors", False, None),
+    # WanGP 12: no fp8 file, so fp8 falls back to the int8 one
+    (("--quantization", "fp8"), "ckpts/Wan14BT2VFusioniX_quanto_bf16_int8.safetensors", True, "bf16"),
 ])
 def test_show_quantization_and_dtype_choose_the_file(shipped_home, args, path, quantized, dtype):
     transformer = show_json(shipped_home, "t2v_fusionix", *args)["transformer"]
@@ -362,8 +365,14 @@ def test_export_settings_stdout(shipped_home):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert list(data)[-2:] == ["model_filename", "model_type"]
-    assert data["model_filename"] == "ckpts/Wan14BT2VFusioniX_quanto_bf16_int8.safetensors"
+    # WanGP 12 writes the raw chosen entry (a URL), July the local path
+    assert data["model_filename"] == ("https://huggingface.co/DeepBeepMeep/Wan2.1/resolve/main/"
+                                      "Wan14BT2VFusioniX_quanto_bf16_int8.safetensors")
+    assert (data["type"], data["settings_version"]) == ("WanGP v12.60 by DeepBeepMeep - Wan text2video FusioniX 14B",
+                                                        2.74)
     assert result.stdout.splitlines()[1].startswith('    "')  # 4-space indent
+    july = json.loads(wangp("export-settings", "t2v_fusionix", "--target", "july", home=shipped_home).stdout)
+    assert july["model_filename"] == "ckpts/Wan14BT2VFusioniX_quanto_bf16_int8.safetensors"
 
 
 def test_export_settings_options(shipped_home):

@@ -337,16 +337,18 @@ def test_flux_dev_kontext_validates_lists_and_shows_as_flux(tmp_path, monkeypatc
     report = validate_paths(["defaults/flux_dev_kontext.json"], Home("."))
     assert [d.code for d in report.diagnostics if d.code in ("E4", "W9")] == []
     row = list_rows(".")["flux_dev_kontext"]
-    assert (row["architecture"], row["family"], row["class"], row["problem"]) == ("flux_dev_kontext", "flux", "t2v",
-                                                                                   None)
+    assert (row["architecture"], row["family"], row["output"], row["class"], row["problem"]) == (
+        "flux_dev_kontext", "flux", "image", "t2i", None)
     shown = wangp("show", "flux_dev_kontext", home=".")
     assert shown.exit_code == 0
-    assert "flux_dev_kontext (flux, t2v, 16 fps)" in shown.stdout
+    assert "flux_dev_kontext (flux, image, t2i, 16 fps)" in shown.stdout
+    july = wangp("show", "flux_dev_kontext", "--target", "july", home=".")
+    assert "flux_dev_kontext (flux, t2v, 16 fps)" in july.stdout
     v6 = validate_paths(["defaults/flux_dev_kontext.json"], Home("."), target="v6")
     assert any(d.code == "E4" and "needs WanGP July 2025" in d.message for d in v6.diagnostics)
 
 
-@pytest.mark.parametrize("arch_id, family", [("t2v_2_2", None), ("ti2v_2_2", None), ("flux_krea", "flux"),
+@pytest.mark.parametrize("arch_id, family", [("t2v_3_0", None), ("ti2v_3_0", None), ("flux_krea", "flux"),
                                              ("hunyuan_avatar_2", "hunyuan"), ("ltxv_2", "ltxv")])
 def test_an_unknown_architecture_never_defaults_to_wan(home, arch_id, family):
     assert family_of(arch_id) == family
@@ -374,10 +376,10 @@ def test_show_refuses_an_unusable_architecture_and_list_marks_it(home, value, wo
     assert listed.exit_code == 0
     assert "None" not in listed.output
     line = next(line for line in listed.stdout.splitlines() if line.startswith("arch_bad"))
-    assert line.startswith("arch_bad (invalid)")
+    assert line.startswith("arch_bad (hidden) (invalid)")  # WanGP 12 hides a model without a base architecture
     assert f"'arch_bad' {words}" in listed.stderr
     rows = list_rows(home)
-    assert rows["arch_bad"]["problem"] == words and rows["t2v_ok"]["problem"] is None
+    assert rows["arch_bad"]["problem"].startswith(words) and rows["t2v_ok"]["problem"] is None
 
 
 def test_june_2025_base_key_gets_its_family_and_is_marked(home):
@@ -392,7 +394,7 @@ def test_june_2025_base_key_gets_its_family_and_is_marked(home):
 # -- row 61: list --architectures shows where the components come from ------------------------------------------
 
 def test_list_architectures_has_a_components_column():
-    lines = wangp("list", "--architectures").stdout.splitlines()
+    lines = wangp("list", "--architectures", "--target", "july").stdout.splitlines()
     assert lines[0].split() == ["id", "name", "family", "class", "fps", "modules", "components"]
     t2v = next(line for line in lines if line.startswith("t2v "))
     assert t2v.split()[-1] == "Wan-AI/Wan2.1-T2V-14B-Diffusers"

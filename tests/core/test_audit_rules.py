@@ -205,13 +205,15 @@ def test_row33_new_refuses_a_defaults_id_unless_force(home):
     assert wangp(*args, "--force", home=home).exit_code == 0
 
 
-@pytest.mark.parametrize("arch, url, code", [
-    ("t2v", HF_ME + "myft.safetensors", "W1"),
-    ("t2v", "https://huggingface.co/me/ft/blob/main/myft_bf16.safetensors", "W4"),
-    ("ltxv_13B", HF_ME + "myft_bf16.safetensors", "W10"),
+@pytest.mark.parametrize("arch, url, code, target", [
+    ("t2v", HF_ME + "myft.safetensors", "W1", "july"),  # WanGP 12 needs no dtype token in a name
+    ("t2v", "https://huggingface.co/me/ft/blob/main/myft_bf16.safetensors", "W4", "v12"),
+    ("ltxv_13B", HF_ME + "myft_bf16.safetensors", "W10", "july"),  # WanGP 12 has no tested-architectures list
+    ("t2v", HF_ME + "myft_quanto_bf16.safetensors", "W1", "v12"),  # a quanto file without int8
 ])
-def test_row33_new_prints_the_warnings_of_the_file_it_writes(home, arch, url, code):
-    result = wangp("new", "x_myft", "--architecture", arch, "--name", "n", "--url", url, home=home)
+def test_row33_new_prints_the_warnings_of_the_file_it_writes(home, arch, url, code, target):
+    result = wangp("new", "x_myft", "--architecture", arch, "--name", "n", "--url", url, "--target", target,
+                   home=home)
     assert result.exit_code == 0
     assert result.stdout.strip().endswith("x_myft.json")
     assert f" {code} " in result.stderr

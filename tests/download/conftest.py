@@ -227,6 +227,9 @@ def hub_env(monkeypatch, tmp_path, hub_server) -> HubEnv:
     monkeypatch.setenv("HF_ENDPOINT", hub_server.endpoint)
     monkeypatch.setenv("HF_HOME", str(hf_home))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    # the transfer tests serve the files of July definitions; WanGP 12's plan (text encoders, LoRA folders) has
+    # its own tests in test_download_v12.py
+    monkeypatch.setenv("WANGP_TARGET", "july")
     monkeypatch.setenv("HF_HUB_DISABLE_UPDATE_CHECK", "1")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

@@ -75,11 +75,12 @@ def wangp(*args):
 @pytest.mark.parametrize("quantized", [False, True], ids=["16bit", "int8"])
 @pytest.mark.parametrize("kind,architecture", CASES, ids=[a for _, a in CASES])
 def test_generate_writes_the_mp4(kind, architecture, quantized, components, tmp_path):
+    target = "july" if architecture == "i2v_720p" else "v12"  # WanGP 12: i2v_720p is an i2v definition
     home = tiny.make_home(tmp_path / "home", kind, architecture=architecture, quantized=quantized,
-                          components=components(kind))
+                          components=components(kind), target=target)
     result = wangp("--home", home.root, "generate", "-m", home.model_id, "--prompt", "a dog running on the beach",
                    "--seed", 7, "--frames", 5, "--quantization", "int8" if quantized else "none",
-                   "--format", "json", *image_args(home, tmp_path), *pipeline_args(home))
+                   "--format", "json", "--target", target, *image_args(home, tmp_path), *pipeline_args(home))
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     video = Path(record["path"])
@@ -94,7 +95,9 @@ def test_generate_writes_the_mp4(kind, architecture, quantized, components, tmp_
     assert metadata["prompt"] == "a dog running on the beach" and metadata["seed"] == 7
     assert metadata["video_length"] == 5 and metadata["resolution"] == "64x64"
     assert metadata["model_type"] == home.model_id and metadata["base_model_type"] == architecture
-    assert metadata["model_filename"] == home.files[0].name
+    # WanGP 12 records the raw chosen entry (here a local path), WanGP 7 the file name
+    assert metadata["model_filename"] == (home.files[0].name if target == "july" else
+                                          str(home.files[0].relative_to(home.root)))
     assert metadata["type"].startswith("WanGP v") and metadata["type"].endswith(f"Tiny {architecture} (random weights)")
     sidecar = json.loads(Path(record.pop("sidecar")).read_text())
     assert sidecar == record and Path(record["path"]).with_suffix(".json").is_file()
@@ -271,7 +274,12 @@ def test_unsupported_architecture_is_refused(tmp_path):
     home = tmp_path / "home"
     (home / "finetunes").mkdir(parents=True)
     result = wangp("--home", home, "generate", "-m", "ltxv_13B", "--prompt", "x")
-    assert result.exit_code == 1 and "cannot generate with" in result.stderr
+    assert result.exit_code == 1 and "'ltxv_13B' is not yet supported by wangp (ltxv" in result.stderr
+    result = wangp("--home", home, "generate", "-m", "ovi", "--prompt", "x")  # no diffusers pipeline at all
+    assert result.exit_code == 1 and "'ovi' is a WanGP-only architecture (wan: diffusers has no pipeline" in \
+        result.stderr
+    result = wangp("--home", home, "generate", "-m", "ltxv_13B", "--prompt", "x", "--target", "july")
+    assert result.exit_code == 1 and "'ltxv_13B' is not yet supported by wangp" in result.stderr
 
 
 def test_doctor_self_test_generates_through_the_same_path():

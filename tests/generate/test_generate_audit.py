@@ -121,7 +121,7 @@ def test_messages_are_about_what_was_passed(bare):
         {"model": {"name": "Wan 2.2", "architecture": "t2v_2_2", "URLs": ["ckpts/x_bf16.safetensors"]}}))
     result = wangp("--home", bare, "generate", "-m", "t2v_2_2")
     assert result.exit_code == 1
-    assert "'t2v_2_2' is an architecture wangp does not know (a later WanGP version?)" in result.stderr
+    assert "'t2v_2_2' is not yet supported by wangp (wan; diffusers: WanPipeline)" in result.stderr
     assert "based on" not in result.stderr
     result = wangp("--home", bare, "generate", "-m", "mine", "--shard", "0/2", "--force")
     assert result.exit_code == 2 and "--shard, --force only work with --manifest" in result.stderr

@@ -339,7 +339,7 @@ def test_row18_symlinks_inside_the_home_are_followed_and_documented(home, tmp_pa
     good_file(other / "o_bf16.safetensors")
     (home / "ckpts" / "link").symlink_to(other)
     definition = write_definition(home, "t2v_link", ["ckpts/link/o_bf16.safetensors"])
-    result = wangp("--home", home, "quantize", "t2v_link", "--dtype", "bf16")
+    result = wangp("--home", home, "quantize", "t2v_link", "--dtype", "bf16", "--target", "july")
     assert result.exit_code == 0, result.output
     assert (other / "o_quanto_bf16_int8.safetensors").is_file()  # written through the link, next to its source
     assert json.loads(definition.read_text())["model"]["URLs"][-1] == "ckpts/link/o_quanto_bf16_int8.safetensors"
@@ -372,7 +372,7 @@ def test_row27_batch_goes_on_after_a_refusal(home, tmp_path):
     good_file(outside)
     write_definition(home, "abs", [str(outside)])
     write_definition(home, "t2v_gone", ["ckpts/gone_bf16.safetensors"])
-    result = wangp("--home", home, "quantize", "--dtype", "bf16")
+    result = wangp("--home", home, "quantize", "--dtype", "bf16", "--target", "july")
     assert result.exit_code == 1, result.output
     assert f"t2v_tiny: created {OUTPUT}" in result.stdout
     assert "error: abs: refused, path" in result.stderr and "is outside the home folder" in result.stderr
@@ -444,10 +444,10 @@ def test_row56_inspect_text_is_in_words(home):
 def test_row57_a_shared_source_is_quantized_once(home):
     for name in ("t2v_b", "t2v_c"):
         write_definition(home, name, ["ckpts/tiny_bf16.safetensors"])
-    dry = wangp("--home", home, "quantize", "--dtype", "bf16", "--dry-run")
+    dry = wangp("--home", home, "quantize", "--dtype", "bf16", "--dry-run", "--target", "july")
     assert "t2v_c: would write ckpts/tiny_quanto_bf16_int8.safetensors from ckpts/tiny_bf16.safetensors " \
            "(made once, for t2v_b)" in dry.stdout
-    result = wangp("--home", home, "quantize", "--dtype", "bf16")
+    result = wangp("--home", home, "quantize", "--dtype", "bf16", "--target", "july")
     assert result.exit_code == 0, result.output
     assert result.stdout.count("created") == 1 and result.stdout.count(f"exists {OUTPUT}") == 2
     assert "quantize: 1 created, 2 already there" in result.stderr and result.stderr.count("quantizing") == 1

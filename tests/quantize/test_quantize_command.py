@@ -71,7 +71,7 @@ def run(home, *args, check=None, timeout=120):
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_quantize_names_the_file_and_appends_it_to_urls(home, dtype):
-    run(home, "quantize", "t2v_tiny", "--dtype", dtype, check=0)
+    run(home, "quantize", "t2v_tiny", "--dtype", dtype, "--target", "july", check=0)  # v12: test_quantize_v12.py
     output = home / "ckpts" / f"tiny_quanto_{dtype}_int8.safetensors"
     written = load_file(str(output))
     scale_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
@@ -81,7 +81,8 @@ def test_quantize_names_the_file_and_appends_it_to_urls(home, dtype):
     expected = DEFINITION_TEXT.replace('"ckpts/tiny_fp16.safetensors"',
                                        f'"ckpts/tiny_fp16.safetensors",\n\t\t\t"ckpts/tiny_quanto_{dtype}_int8.safetensors"')
     assert text == expected  # every other byte kept
-    shown = json.loads(run(home, "show", "t2v_tiny", "--dtype", dtype, "--format", "json", check=0).stdout)
+    shown = json.loads(run(home, "show", "t2v_tiny", "--dtype", dtype, "--format", "json", "--target", "july",
+                           check=0).stdout)
     assert shown["transformer"]["path"] == f"ckpts/tiny_quanto_{dtype}_int8.safetensors"
     assert shown["transformer"]["present"] and shown["transformer"]["dtype"] == dtype
 

@@ -134,7 +134,8 @@ def wangp_settings(catalog: Catalog, item: Planned) -> dict:
 
     request = item.request
     definition = catalog.get(request.model_id)
-    filename = choose_transformer(catalog, definition, request.preference)["path"]
+    chosen = choose_transformer(catalog, definition, request.preference)
+    filename = chosen["entry"] if catalog.target == "v12" else chosen["path"]  # WanGP 12 writes the raw entry
     settings = dict(request.settings, seed=-1) if request.random_seed else request.settings  # WanGP draws it
     return export_settings(definition, catalog, filename, settings=settings)
 

@@ -39,6 +39,7 @@ class Dtype(str, Enum):
 class Target(str, Enum):
     v6 = "v6"
     july = "july"
+    v12 = "v12"
 
 
 FormatOption = Annotated[DataFormat, typer.Option("--format", "-f", help="Output format: text for people, json "
@@ -46,7 +47,8 @@ FormatOption = Annotated[DataFormat, typer.Option("--format", "-f", help="Output
 QuantizationOption = Annotated[Quantization, typer.Option(help="Transformer quantization wanted (WanGP's "
                                                                "'Transformer Model Quantization').")]
 DtypeOption = Annotated[Dtype, typer.Option(help="Transformer data type wanted (WanGP's 'Transformer Data Type').")]
-TargetOption = Annotated[Target, typer.Option(help="WanGP version to check against: v6 (6.x, June 2025) or july "
-                                                   "(6.6-7.0, July 2025).")]
+TargetOption = Annotated[Target, typer.Option(envvar="WANGP_TARGET", show_envvar=True,
+                                              help="WanGP version to work for: v12 (12.x, 2026; the default), july "
+                                                   "(6.6-7.0, July 2025) or v6 (6.x, June 2025).")]
 ModelIdArgument = Annotated[str, typer.Argument(help="A definition id (file name in finetunes/ without .json) or a "
                                                      "base architecture id.", show_default=False)]

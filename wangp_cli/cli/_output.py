@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import typer
 
 from wangp_cli.core.errors import WangpError
+from wangp_cli.core.registry import DEFAULT_TARGET
 from wangp_cli.core.safety import clean, redact_data
 
 
@@ -53,7 +54,7 @@ def open_home(ctx: typer.Context):
     return Home(settings(ctx).home)
 
 
-def open_catalog(ctx: typer.Context, target: str = "july"):
+def open_catalog(ctx: typer.Context, target: str = DEFAULT_TARGET):
     """The catalog of the home folder chosen by --home / WANGP_HOME."""
     from wangp_cli.core.definitions import Catalog
 

@@ -27,10 +27,15 @@ def download_command(
                                              "text encoder, tokenizer, VAE, image encoder and scheduler.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (files, sources, sizes, present, "
                                                             "partial or missing) and download nothing.")] = False,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
     """Download the chosen variant, preload_URLs, modules and base components into ckpts/.
+
+    Target v12 (WanGP 12) adds the second transformer (URLs2), every module form, VAE_URLs, the text encoder
+    (text_encoder_URLs, else the family's) into ckpts/<text_encoder_folder>/ and the model's loras into its LoRA
+    folder (loras/<lora_dir>/); url|sub goes to ckpts/sub/. A file already under ckpts/ or the home folder
+    itself counts as present; a file whose 'source' key is set is not fetched (WanGP makes it).
 
     Hub URLs go through huggingface_hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HOME); other URLs use HTTP
     Range resume (credentials as https://user:password@host/..., sent to that host only). Files are written to a
@@ -97,9 +102,12 @@ def _print_plan(plan, format: DataFormat, no_network: str | None) -> None:
     for item in plan.files:
         size = f"{item.size:,}" if item.size is not None else "?"
         state = f"partial ({item.partial:,} here)" if item.state == "partial" else item.state
-        emit(f"{state:19} {size:>16}  {item.dest}  <- {item.source}")
+        fmt = f" [{item.format}]" if item.format not in (None, "16-bit") else ""
+        found = f" (found at {item.found})" if item.found and item.found != item.dest else ""
+        emit(f"{state:19} {size:>16}  {item.role:12} {item.dest}{fmt}{found}  <- {item.source}")
     for request in plan.components:
-        emit(f"{'?':19} {'?':>16}  {request.dest}/  <- {request.repo_id} ({', '.join(sorted(request.folders))})")
+        emit(f"{'?':19} {'?':>16}  {'component':12} {request.dest}/  <- {request.repo_id} "
+             f"({', '.join(sorted(request.folders))})")
     summary = plan.to_dict()["summary"]
     emit(f"{summary['files']} file{'' if summary['files'] == 1 else 's'}, {summary['missing']} missing, "
          f"{summary['missing_bytes']:,} bytes to fetch of {summary['total_bytes']:,}"

@@ -32,7 +32,7 @@ def export_settings_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     quantization: QuantizationOption = Quantization.int8,
     dtype: DtypeOption = Dtype.bf16,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
 ) -> None:
     """Print a model's settings as WanGP's "Export Settings" writes them (loadable by WanGP and `wgp.py --process`).
 
@@ -60,7 +60,8 @@ def export_settings_command(
         log(ctx, f"wrote {path}")
         return
     transformer = choose_transformer(catalog, definition, Preference(quantization.value, dtype.value))
-    data = export_settings(definition, catalog, transformer["path"])
+    # WanGP 12 writes the raw chosen entry (a URL for hub files); WanGP 6/7 wrote the local path
+    data = export_settings(definition, catalog, transformer["entry"] if target == Target.v12 else transformer["path"])
     _warn_not_strict(data)
     if output:
         write_json(output, data, overwrite=force)

@@ -143,7 +143,7 @@ def generate_command(
                                                       rich_help_panel="Batch")] = None,
     retries: Annotated[int, typer.Option(min=0, help="Batch with Ray: retries of a failed job.",
                                          rich_help_panel="Batch")] = 1,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
     """Generate a video with a definition's transformer (16-bit or quanto int8) and diffusers.

@@ -16,10 +16,10 @@ def list_command(
     ctx: typer.Context,
     architectures: Annotated[bool, typer.Option("--architectures", help="List the base architecture ids.")] = False,
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include definitions with \"visible\": false.")] = False,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
-    """List the definitions (id, name, architecture, family, class, variants present in ckpts/).
+    """List the definitions (id, name, architecture, family, output, class, variants present in ckpts/).
 
     Definitions that cannot be used are marked (invalid), files that cannot be read are skipped; both are named
     on stderr.
@@ -31,7 +31,12 @@ def list_command(
     if architectures:
         rows = list_architectures(target.value)
         if format is DataFormat.json:
-            emit_json({"schema": "wangp.architectures/1", "architectures": rows})
+            emit_json({"schema": "wangp.architectures/1", "target": target.value, "architectures": rows})
+        elif target is Target.v12:
+            print_table(["id", "name", "family", "output", "class", "fps", "frames", "generate", "pipeline"],
+                        [[r["id"], r["name"], r["family"], r["output"], r["class"], str(r["fps"]),
+                          "{}+{}k".format(*r["frames"]), "yes" if r["generate"] else "-", r["pipeline"] or "-"]
+                         for r in rows])
         else:
             print_table(["id", "name", "family", "class", "fps", "modules", "components"],
                         [[r["id"], r["name"], r["family"], r["class"], str(r["fps"]), ",".join(r["modules"]) or "-",
@@ -51,12 +56,13 @@ def list_command(
         emit(f"No definitions in {catalog.home.finetunes}.")
         return
     table = []
+    v12 = target is Target.v12
     for row in rows:
         present = [v["label"] for v in row["variants"] if v["present"]]
         marks = " (hidden)" * (not row["visible"]) + " (invalid)" * bool(row["problem"])
-        table.append([row["id"] + marks, row["name"], row["architecture"] or "-", row["family"] or "?",
-                      row["class"] or "?", ", ".join(present) or "-"])
-    print_table(["id", "name", "architecture", "family", "class", "present"], table)
+        table.append([row["id"] + marks, row["name"], row["architecture"] or "-", row["family"] or "?"]
+                     + [row["output"] or "?"] * v12 + [row["class"] or "?", ", ".join(present) or "-"])
+    print_table(["id", "name", "architecture", "family"] + ["output"] * v12 + ["class", "present"], table)
 
 
 def register(app: typer.Typer) -> None:

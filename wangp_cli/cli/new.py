@@ -31,7 +31,7 @@ def new_command(
     force: Annotated[bool, typer.Option("--force", help="Accept an id that replaces a base architecture or a "
                                                         "defaults/ definition (an existing file is never "
                                                         "replaced).")] = False,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
 ) -> None:
     """Write finetunes/ID.json: the architecture's settings plus a model subtree. Never overwrites.
 

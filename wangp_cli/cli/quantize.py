@@ -28,7 +28,10 @@ def quantize_command(
     force: Annotated[bool, typer.Option("--force", help="Quantize although a quanto file of --dtype is listed "
                                                         "or present, and replace an existing output.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be done.")] = False,
-    target: TargetOption = Target.july,
+    transformer2: Annotated[bool, typer.Option("--transformer2/--no-transformer2", help="Target v12: also quantize "
+                                               "the second transformer (the first URLs2 entry) and append to URLs2, "
+                                               "as WanGP 12 does.")] = True,
+    target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
     """Make a quanto int8 file the way WanGP's --save-quantized does, streaming one tensor at a time.
@@ -36,6 +39,9 @@ def quantize_command(
     The output is named by WanGP's rule (_fp16 -> _quanto_bf16_int8, _mbf16 -> _quanto_mbf16_int8) next to the
     source, and its path is appended to the definition's URLs (the JSON is rewritten atomically, nothing else
     changes). A definition that already lists a quanto file of --dtype is skipped (--force makes it again).
+    Target v12 (WanGP 12): the source is the FIRST entry (refused when it is quantized already), the output goes
+    to ckpts/ and only its file name is appended; URLs2 gets the same (--no-transformer2 leaves it); the Wan
+    family only for now.
     Without an id each definition is done or refused on its own; the exit code is 1 if any was refused.
     Examples: wangp quantize t2v_myft --dtype bf16; wangp quantize --dtype fp16 --dry-run
     """
@@ -57,15 +63,15 @@ def quantize_command(
                               on_start=lambda: hooks["on_start"](job), on_wait=lambda: hooks["on_wait"](job))
         _report(format, [job], dry_run=dry_run)
         return
-    from wangp_cli.quantize import batch_jobs, plan_job, run_jobs
+    from wangp_cli.quantize import batch_jobs, plan_jobs, run_jobs
 
     catalog = open_catalog(ctx, target.value)
     if model_id:
-        jobs = [plan_job(catalog, model_id, dtype.value, force=force)]
-        if jobs[0].error:
+        jobs = plan_jobs(catalog, model_id, dtype.value, force=force, second=transformer2)
+        if all(job.error for job in jobs):  # nothing to do for this id: say why (the first transformer's reason)
             raise jobs[0].error
     else:
-        jobs = batch_jobs(catalog, dtype.value, force=force)
+        jobs = batch_jobs(catalog, dtype.value, force=force, second=transformer2)
     if not dry_run:
         run_jobs(catalog, jobs, dtype.value, force=force, keep_going=not model_id, **hooks)
     _report(format, jobs, dry_run=dry_run)
@@ -101,7 +107,7 @@ def _report(format: DataFormat, jobs: list, dry_run: bool = False) -> None:
         emit_json({"schema": "wangp.quantize/1", "dry_run": dry_run, "jobs": [job.to_dict() for job in jobs]})
         return
     for job in jobs:
-        name = job.id or job.source
+        name = (job.id or job.source) + (f" ({job.prop})" if job.prop != "URLs" else "")
         note = f" ({job.reason})" if job.reason else ""
         if job.status == "skipped":
             warn(f"{name}: skipped, {job.reason}")
@@ -110,7 +116,7 @@ def _report(format: DataFormat, jobs: list, dry_run: bool = False) -> None:
         elif dry_run and job.status == "pending":
             emit(f"{name}: would write {job.output} from {job.source}{note}")
         else:
-            emit(f"{name}: {job.status} {job.output}{note}" + ("; URLs updated" if job.written_back else ""))
+            emit(f"{name}: {job.status} {job.output}{note}" + (f"; {job.prop} updated" if job.written_back else ""))
     if len(jobs) > 1:
         counts = Counter(job.status for job in jobs)
         log(None, "quantize: " + ", ".join(f"{counts[status]} {words}" for status, words in SUMMARY.items()

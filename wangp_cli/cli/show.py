@@ -20,10 +20,10 @@ def show_command(
     model_id: ModelIdArgument,
     quantization: QuantizationOption = Quantization.int8,
     dtype: DtypeOption = Dtype.bf16,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
-    """Show a definition resolved: the chosen transformer file, modules, preloads and merged settings.
+    """Show a definition resolved: the chosen transformer file(s), modules, text encoder, LoRAs, merged settings.
 
     Examples: wangp show t2v_fusionix; wangp show t2v_fusionix --quantization none --dtype fp16 --format json
     """
@@ -38,23 +38,45 @@ def show_command(
     transformer = record["transformer"]
     # every value from a file is cleaned first: a newline in a name must not start a line of its own
     emit(f"{clean(record['id'])}: {clean(record['name'])}")
-    emit(f"  architecture  {record['architecture']} ({record['family']}, {record['class']}, {record['fps']} fps)")
+    kind = ", ".join(str(v) for v in (record["family"], record.get("output"), record["class"]) if v)
+    emit(f"  architecture  {record['architecture']} ({kind}, {record['fps']} fps)")
+    if "pipeline" in record:
+        emit(f"  generate      {record['pipeline'] or 'no diffusers pipeline (WanGP only)'}")
     emit(f"  source        {clean(record['source'] or 'built-in')}")
-    emit(f"  transformer   {_file(transformer)}  [{transformer['label']}, computes in {transformer['dtype']}"
-         + (", quantized at load" if transformer["auto_quantize"] else "") + "]")
+    _transformer("transformer ", transformer)
     for variant in record["variants"]:
         emit(f"    variant     {_file(variant)}  [{variant['label']}]")
+    if record.get("transformer2"):
+        _transformer("transformer2", record["transformer2"])
+        for variant in record["variants2"]:
+            emit(f"    variant     {_file(variant)}  [{variant['label']}]")
     for module in record["modules"]:
-        emit(f"  module        {module['id']}: {_file(module)}")
+        emit(f"  module        {clean(module['id'] or 'inline')}: {_file(module)}"
+             + (f"  [{module['label']}]" if module.get("label") else ""))
+        if module.get("second"):
+            emit(f"    second      {_file(module['second'])}  [{module['second']['label']}]")
+    if record.get("text_encoder"):
+        encoder = record["text_encoder"]
+        emit(f"  text encoder  {_file(encoder)}  [{encoder['label']}]")
+    for item in record.get("vae", []):
+        emit(f"  vae           {_file(item)}")
     for item in record["preload"]:
         emit(f"  preload       {_file(item)}")
     for item in record["loras"]:
-        emit(f"  lora          {_file(item)}")
+        emit(f"  lora          {_file(item)}  x {clean(json.dumps(item['multiplier']))}")
+    if record.get("configs"):
+        emit(f"  configs       {clean(', '.join(record['configs']))}")
     emit("  settings")
     for key, value in record["settings"].items():
         origin = record["settings_origin"].get(key, "")
         emit(f"    {clean(key)} = {clean(json.dumps(value, ensure_ascii=False))}"
              + (f"  ({origin})" if origin else ""))
+
+
+def _transformer(label: str, item: dict) -> None:
+    emit(f"  {label}  {_file(item)}  [{item['label']}, computes in {item['dtype']}"
+         + (", quantized at load" if item["auto_quantize"] else "")
+         + ("" if item["kind"] in ("16-bit", "quanto-int8") else f", {item['kind']}: wangp cannot load it") + "]")
 
 
 def _file(item: dict) -> str:

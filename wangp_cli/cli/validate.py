@@ -39,7 +39,7 @@ def validate_command(
         "--format", "-f", help="text (default), json (one document), github (workflow annotations; the default "
                                "when GITHUB_ACTIONS=true).", show_default=False)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
-    target: TargetOption = Target.july,
+    target: TargetOption = Target.v12,
     ignore: Annotated[Optional[List[str]], typer.Option(
         "--ignore", help="Codes to leave out (repeatable, any case; 'W' leaves out every warning).",
         show_default=False)] = None,

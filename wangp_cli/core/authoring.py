@@ -43,7 +43,7 @@ def new_definition(home: Home, model_id: str, *, architecture: str, name: str, u
     if path.exists():
         raise WangpError(f"'{path}' already exists", code="exists", hint="choose another id or edit the file")
     model = {"name": name, "architecture": architecture, "description": description or name, "URLs": list(urls)}
-    modules = list(modules) or list(arch.modules)
+    modules = list(modules) or _default_modules(arch, target)
     if modules:
         model["modules"] = modules
     if preload_urls:
@@ -54,6 +54,17 @@ def new_definition(home: Home, model_id: str, *, architecture: str, name: str, u
     warnings = _refuse_errors(home, path, data, target, force=force)
     jsonio.write_json(path, data, overwrite=False)
     return path, data, warnings
+
+
+def _default_modules(arch, target: str) -> list | str:
+    """The architecture's modules for a new finetune. WanGP 12: a base type whose own ``modules`` is one module is
+    named by its id (``["vace_14B"]``); a list of ids or a reference is copied as it is."""
+    if target != "v12":
+        return list(arch.modules)
+    modules = (arch.defaults or {}).get("modules")
+    if isinstance(modules, list) and len(modules) == 1:
+        return [arch.id]
+    return modules or []
 
 
 def _architecture_settings(home: Home, architecture: str, target: str) -> dict:

@@ -17,10 +17,18 @@ from wangp_cli.core import jsonpos
 from wangp_cli.core.errors import NotFoundError, WangpError
 from wangp_cli.core.home import Home
 from wangp_cli.core.defaults import default_settings
-from wangp_cli.core.registry import ARCHITECTURES, get_architecture, hub_url
+from wangp_cli.core.registry import DEFAULT_TARGET, get_architecture, hub_url
 
 MAX_REFERENCE_DEPTH = 10  # WanGP: "Circular Reference in Model URLs dependencies" past this depth
 REFERENCE_PROPS = ("URLs", "modules", "preload_URLs", "loras")
+#: WanGP 12 reads these through get_model_recursive_prop / get_model_filename: a string names another model.
+REFERENCE_PROPS_V12 = REFERENCE_PROPS + ("URLs2", "loras_multipliers", "text_encoder_URLs", "configs",
+                                         "profiles_dir")
+
+
+def reference_props(target: str) -> tuple[str, ...]:
+    """The model keys whose string value is a reference to another model id, for ``target``."""
+    return REFERENCE_PROPS_V12 if target == "v12" else REFERENCE_PROPS
 STDIN = "-"  # the path that names standard input
 STDIN_DISPLAY = "<stdin>"
 
@@ -228,6 +236,11 @@ class Definition:
     def is_builtin(self) -> bool:
         return self.origin == "builtin"
 
+    @property
+    def is_base(self) -> bool:
+        """A base type's own definition (WanGP 12's ``defaults/<id>.json`` naming itself, or a built-in)."""
+        return self.is_builtin or (self.origin == "defaults" and self.architecture == self.id)
+
 
 def split_definition(data: dict) -> tuple[dict, dict]:
     """WanGP pops ``model``; every other top-level key is a default setting."""
@@ -235,10 +248,13 @@ def split_definition(data: dict) -> tuple[dict, dict]:
     return data["model"], settings
 
 
-def builtin_definition(arch_id: str, target: str = "july") -> Definition | None:
+def builtin_definition(arch_id: str, target: str = DEFAULT_TARGET) -> Definition | None:
     arch = get_architecture(arch_id, target)
     if arch is None:
         return None
+    if target == "v12":  # the file keys of WanGP's defaults/<id>.json (a type without one has no files)
+        model = {"name": arch.name, "architecture": arch.id, "description": arch.name, **(arch.defaults or {})}
+        return Definition(arch.id, model, default_settings(arch, target), "builtin")
     model = {"name": arch.name, "architecture": arch.id, "description": arch.note or arch.name, "URLs": arch.urls}
     if arch.modules:
         model["modules"] = list(arch.modules)
@@ -280,7 +296,7 @@ def _place(path: str | os.PathLike) -> str:
 class Catalog:
     """Every model id of a home folder: ``defaults/`` then ``finetunes/`` (same id: merged), then built-ins."""
 
-    def __init__(self, home: Home, target: str = "july", extra: list[Source] | None = None):
+    def __init__(self, home: Home, target: str = DEFAULT_TARGET, extra: list[Source] | None = None):
         self.home = home
         self.target = target
         self.definitions: dict[str, Definition] = {}
@@ -303,12 +319,17 @@ class Catalog:
             return
         model, settings = split_definition(source.data)
         previous = self.definitions.get(source.id)
-        if previous is not None and previous.origin == "defaults" and origin != "defaults":
-            merged = {**previous.model, **model}  # WanGP 7: shallow update of the model subtree
-            definition = Definition(source.id, merged, previous.settings, origin, source, previous)
+        v12 = self.target == "v12"
+        if previous is None and v12 and origin != "defaults":  # WanGP 12 always has defaults/<id>.json
+            previous = builtin_definition(source.id, self.target)
+        if previous is not None and previous.origin in ("defaults", "builtin") and origin != "defaults":
+            merged = {**previous.model, **model}  # shallow update of the model subtree
+            # WanGP 12 merges the settings too (64093a56); WanGP 7 kept the defaults file's
+            merged_settings = {**previous.settings, **settings} if v12 else previous.settings
+            definition = Definition(source.id, merged, merged_settings, origin, source, previous)
         else:
             definition = Definition(source.id, model, settings, origin, source)
-        if definition.overrides is None and source.id in ARCHITECTURES:
+        if definition.overrides is None and get_architecture(source.id, self.target) is not None:
             definition.overrides = builtin_definition(source.id, self.target)
         self.definitions[source.id] = definition
 

@@ -83,6 +83,10 @@ class Home:
         except OSError:
             return False
 
+    def locate(self, candidates: tuple[str, ...] | list[str]) -> str | None:
+        """The first of ``candidates`` (home-relative paths, in WanGP's search order) that is a file, else None."""
+        return next((c for c in candidates if self.exists(c)), None)
+
     def resolve(self, relative: str) -> Path:
         """The file a definition's local path names; refuses paths outside the home folder."""
         if not self.contains(relative):

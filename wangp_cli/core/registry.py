@@ -1,11 +1,16 @@
-"""The base architectures of WanGP 6.x / July 2025: a table of data, read by every command.
+"""The base architectures per target: WanGP 6.x / July 2025 (the table below) and WanGP 12 (a data file).
 
-Facts from WanGP's ``wgp.py`` (95727e61 … 64c59c15); see docs/definition-format.md.
+v6/july: facts from WanGP's ``wgp.py`` (95727e61 … 64c59c15); see docs/definition-format.md.
+v12: ``data/base_types_v12.json``, one row per base type of WanGP 12.60's family handlers, made by
+``tools/wangp_base_types.py`` from a WanGP checkout (rerun it when WanGP adds types).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wangp_cli.core.defaults import default_settings
 
@@ -16,7 +21,12 @@ HUB_REPOS = {"wan": "DeepBeepMeep/Wan2.1", "hunyuan": "DeepBeepMeep/HunyuanVideo
 #: Architectures whose finetunes WanGP's docs list as tested.
 DOCUMENTED_FINETUNE_ARCHITECTURES = ("t2v", "i2v", "i2v_720p", "vace_14B", "hunyuan", "hunyuan_i2v")
 
-TARGETS = ("v6", "july")
+TARGETS = ("v6", "july", "v12")
+DEFAULT_TARGET = "v12"
+#: What each target is, for help texts and messages.
+TARGET_NAMES = {"v6": "WanGP 6.x, June 2025", "july": "WanGP 6.6-7.0, July 2025", "v12": "WanGP 12.x, 2026"}
+_V12_TABLE = Path(__file__).with_name("data") / "base_types_v12.json"
+_V12_SHIPPED = Path(__file__).with_name("data") / "definitions_v12.json"
 
 
 @dataclass(frozen=True)
@@ -54,10 +64,24 @@ class Architecture:
     since: str = "v6"  # first target where the id exists
     until: str | None = None  # last target where it is a base id
     note: str = ""
+    # WanGP 12 (target v12) only: the row of data/base_types_v12.json
+    output: str = "video"  # video | image | audio | image+video
+    audio: bool = False  # returns an audio track too
+    group: str | None = None  # WanGP's UI group (wan2_2, hunyuan_1_5, ...)
+    handler: str = ""  # WanGP's family handler (wan, ovi, df, ltx2, ...)
+    lora_dir: str = ""  # the LoRA folder under loras/
+    pipeline: str | None = None  # the diffusers pipeline that can run it (None: WanGP only)
+    prompt_types: str = ""  # image prompt types allowed (T, S, E, V, L)
+    defaults: dict | None = None  # the file keys of WanGP's defaults/<id>.json model subtree
+    handler_keys: dict = field(default_factory=dict)  # what WanGP's handler sets (query_model_def)
+    task_class: str = ""  # t2v, i2v, t2v+i2v, t2i (text to image), t2a (text to audio)
 
     @property
     def urls(self) -> list[str]:
         """The default checkpoint URLs (a string reference to this id resolves to these)."""
+        if self.since == "v12":
+            urls = (self.defaults or {}).get("URLs")
+            return list(urls) if isinstance(urls, list) else []
         if self.weights_from:
             return ARCHITECTURES[self.weights_from].urls
         return [hub_url(self.family, f) for f in self.files]
@@ -67,8 +91,11 @@ class Architecture:
         return default_settings(self)
 
     def exists_in(self, target: str) -> bool:
+        if target == "v12":
+            return self.since == "v12"
         order = TARGETS.index
-        return order(self.since) <= order(target) and (self.until is None or order(target) <= order(self.until))
+        return self.since != "v12" and order(self.since) <= order(target) and (
+            self.until is None or order(target) <= order(self.until))
 
 
 def hub_url(family: str, file: str) -> str:
@@ -202,16 +229,65 @@ MODULES: dict[str, Module] = {
 }
 
 
-def get_architecture(arch_id: str, target: str = "july") -> Architecture | None:
-    arch = ARCHITECTURES.get(arch_id)
+#: v12 classes in the words of the July tables (``io_class``): what needs an image, what does not.
+_IO_CLASS = {"t2v": "t2v", "i2v": "i2v", "t2v+i2v": "t2v", "t2i": "t2v", "t2a": "t2v"}
+
+
+def _v12_architecture(row: dict) -> Architecture:
+    """One row of the v12 table; the types wangp generates keep the July generation fields (shapes, repos)."""
+    frames = row.get("frames") or [5, 4]
+    july = ARCHITECTURES.get(row["id"])
+    base = july if july is not None and july.exists_in("july") else None
+    return Architecture(
+        id=row["id"], name=row.get("name") or row["id"], family=row["family"],
+        io_class=_IO_CLASS.get(row.get("class", "t2v"), "t2v"), files=(),
+        diffusers_repo=base.diffusers_repo if base else None, components=base.components if base else (),
+        transformer=base.transformer if base else {}, fps=row.get("fps") or 16,
+        frames=(frames[0], base.frames[1] if base else 737, frames[1]), image_outputs=row.get("output") == "image",
+        since="v12", output=row.get("output", "video"), audio=bool(row.get("audio")), group=row.get("group"),
+        handler=row.get("handler", ""), lora_dir=row.get("lora_dir") or row["family"], pipeline=row.get("pipeline"),
+        prompt_types=row.get("prompt_types") or "", defaults=row.get("defaults"),
+        handler_keys=row.get("handler_keys") or {}, task_class=row.get("class", ""))
+
+
+@functools.lru_cache(maxsize=1)
+def _v12() -> dict[str, Architecture]:
+    """The v12 table, read on first use (a few milliseconds; light commands of other targets never read it)."""
+    rows = json.loads(_V12_TABLE.read_text(encoding="utf-8")) if _V12_TABLE.is_file() else []
+    return {row["id"]: _v12_architecture(row) for row in rows}
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_definitions(target: str = DEFAULT_TARGET) -> frozenset[str]:
+    """The ids of the ``defaults/*.json`` files WanGP itself ships (v12: 217 of WanGP 12.60): a reference to one
+    resolves in WanGP even when this home folder lacks the file."""
+    if target != "v12" or not _V12_SHIPPED.is_file():
+        return frozenset(architecture_ids(target))
+    return frozenset(json.loads(_V12_SHIPPED.read_text(encoding="utf-8")))
+
+
+def _table(target: str) -> dict[str, Architecture]:
+    return _v12() if target == "v12" else ARCHITECTURES
+
+
+def get_architecture(arch_id: str, target: str = DEFAULT_TARGET) -> Architecture | None:
+    arch = _table(target).get(arch_id)
     return arch if arch is not None and arch.exists_in(target) else None
 
 
-def architecture_ids(target: str = "july") -> list[str]:
-    return [a.id for a in _ALL if a.exists_in(target)]
+def known_architecture(arch_id: str) -> Architecture | None:
+    """The entry of ``arch_id`` in any target (the newest first): for messages about another target's ids."""
+    return _v12().get(arch_id) or ARCHITECTURES.get(arch_id)
 
 
-def module_ids(target: str = "july") -> list[str]:
+def architecture_ids(target: str = DEFAULT_TARGET) -> list[str]:
+    return [a.id for a in _table(target).values() if a.exists_in(target)]
+
+
+def module_ids(target: str = DEFAULT_TARGET) -> list[str]:
+    """July's module ids (v12 has no module table: a module id is a definition)."""
+    if target == "v12":
+        return []
     order = TARGETS.index
     return [m.id for m in MODULES.values() if order(m.since) <= order(target)]
 

@@ -12,7 +12,7 @@ import math
 import os
 import re
 
-from wangp_cli.core.keys import MODEL_KEYS, SETTINGS_KEYS
+from wangp_cli.core.keys import model_keys, settings_keys
 
 SCHEMA_ID = "https://github.com/wangp-cli/wangp/schema/definition.schema.json"
 
@@ -128,15 +128,18 @@ def _property(key) -> dict:
     return {**key.schema, "description": f"{key.description} (since {key.since})".lstrip(" ")}
 
 
-def definition_schema() -> dict:
-    """JSON Schema (draft 2020-12) of a finetune definition: the model subtree and the settings around it."""
-    model_properties = {name: _property(key) for name, key in MODEL_KEYS.items()}
-    settings_properties = {name: _property(key) for name, key in SETTINGS_KEYS.items()}
+_VERSIONS = {"v6": "WanGP 6.x / July 2025", "july": "WanGP 6.x / July 2025", "v12": "WanGP 12.x"}
+
+
+def definition_schema(target: str = "july") -> dict:
+    """JSON Schema (draft 2020-12) of a finetune definition for ``target``: the model subtree and the settings."""
+    model_properties = {name: _property(key) for name, key in model_keys(target).items()}
+    settings_properties = {name: _property(key) for name, key in settings_keys(target).items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "WanGP finetune definition",
-        "description": "A settings object plus a 'model' subtree (WanGP 6.x / July 2025). Unknown keys are allowed: "
+        "description": f"A settings object plus a 'model' subtree ({_VERSIONS[target]}). Unknown keys are allowed: "
                        "newer WanGP versions add many.",
         "type": "object",
         "required": ["model"],

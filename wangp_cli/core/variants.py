@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -10,6 +11,31 @@ from urllib.parse import unquote, urlsplit
 QUANTIZATIONS = ("int8", "none", "fp8")
 DTYPES = ("bf16", "fp16")
 _REMOTE = ("http://", "https://")
+CHECKPOINT_ROOTS = ("ckpts", ".")  # WanGP 12's default checkpoints_paths: searched in this order
+LORA_ROOT = "loras"
+LORA_DIR_TOKEN = "%lora_dir"  # ``url|%lora_dir``: the file goes to the model's LoRA folder
+
+#: Checkpoint kinds by the lower-cased file name, first match wins (WanGP 12's shared/qtypes handlers; a quanto
+#: int8 file is named ``..._quanto_..._int8``). ``16-bit`` is everything else.
+QUANTIZED_KINDS = (
+    ("gguf", lambda name: name.endswith(".gguf")),
+    ("nunchaku", lambda name: "nunchaku" in name or "svdq" in name),
+    ("nvfp4", lambda name: "nvfp4" in name),
+    ("nf4", lambda name: "nf4" in name),
+    ("int8-convrot", lambda name: "convrot" in name),
+    ("quanto-int8", lambda name: "quanto" in name),
+    ("scaled-fp8", lambda name: "fp8" in name),
+    ("int8", lambda name: "int8" in name),
+)
+#: The kinds wangp reads as they are (anything else is fetched, listed and refused before a load).
+READABLE_KINDS = ("16-bit", "quanto-int8")
+
+
+def quantized_kind(name: str) -> str:
+    """``16-bit``, ``quanto-int8``, ``scaled-fp8``, ``int8-convrot``, ``nvfp4``, ``nf4``, ``gguf``, ``nunchaku`` or
+    ``int8`` (another int8 format): what a checkpoint file holds, by its name."""
+    lowered = posixpath.basename(name.replace("\\", "/")).lower()
+    return next((kind for kind, test in QUANTIZED_KINDS if test(lowered)), "16-bit")
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,12 @@ class Variant:
 
     source: str  # the URLs entry as written (URL or local path)
     path: str  # where WanGP looks for it: ckpts/<basename> for a URL, the entry itself for a local path
+    candidates: tuple[str, ...] = ()  # v12: where WanGP looks for it, in order (empty: ``path`` only)
+
+    @property
+    def lookup(self) -> tuple[str, ...]:
+        """The home-relative paths to try, in WanGP's order."""
+        return self.candidates or (self.path,)
 
     @property
     def is_remote(self) -> bool:
@@ -42,11 +74,18 @@ class Variant:
         return "quanto" in self.path
 
     @property
+    def kind(self) -> str:
+        return quantized_kind(self.path)
+
+    @property
     def label(self) -> str:
-        """Short human name: ``int8-bf16``, ``fp16``, ``int8`` (no dtype token), ``16-bit``."""
+        """Short human name: ``int8-bf16``, ``fp16``, ``int8`` (no dtype token), ``16-bit``, ``fp8``, ``gguf``."""
         token = dtype_token(self.path)
         if self.quantized:
             return f"int8-{token}" if token else "int8"
+        kind = self.kind
+        if kind != "16-bit":
+            return kind.replace("scaled-", "")
         return token or "16-bit"
 
 
@@ -59,8 +98,22 @@ def url_basename(url: str) -> str:
     return url.rsplit("/", 1)[-1]
 
 
+def unsafe_subfolder_reason(sub: str) -> str | None:
+    """Why the ``|subfolder`` of a WanGP 12 entry cannot be used (None when it is a relative path going down)."""
+    if sub == LORA_DIR_TOKEN:
+        return None
+    parts = sub.replace("\\", "/").split("/")
+    if not sub or "\x00" in sub or sub.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", sub) or ".." in parts:
+        return f"the subfolder {sub!r} after '|' must be a relative path inside ckpts/"
+    return None
+
+
 def unsafe_basename_reason(url: str) -> str | None:
-    """Why the basename of ``url`` cannot be a file in ``ckpts/`` (None when it can)."""
+    """Why the basename of ``url`` cannot be a file in ``ckpts/`` (None when it can); a WanGP 12 ``url|sub``
+    is checked as the URL and its subfolder."""
+    url, sub = split_subfolder(url)
+    if sub is not None and unsafe_subfolder_reason(sub):
+        return unsafe_subfolder_reason(sub)
     name = url_basename(url)
     decoded = unquote(name)
     if not name:
@@ -76,13 +129,53 @@ def unsafe_basename_reason(url: str) -> str | None:
     return None
 
 
-def local_path(entry: str) -> str:
-    """The path WanGP uses for a URLs entry (POSIX form, relative to the WanGP folder)."""
-    return "ckpts/" + url_basename(entry) if is_remote(entry) else entry
+def split_subfolder(entry: str) -> tuple[str, str | None]:
+    """WanGP 12's ``url|subfolder``: (url, subfolder) — the subfolder None without a ``|``."""
+    url, bar, sub = entry.partition("|")
+    return (url, sub) if bar else (entry, None)
 
 
-def variants(entries: list[str]) -> list[Variant]:
-    return [Variant(entry, local_path(entry)) for entry in entries]
+def local_path(entry: str, target: str = "july", lora_dir: str | None = None) -> str:
+    """The path WanGP uses for a URLs entry (POSIX form, relative to the WanGP folder).
+
+    v12: ``url|sub`` lands in ``ckpts/sub/``, ``url|%lora_dir`` in the model's LoRA folder (``loras/<lora_dir>/``)."""
+    if not is_remote(entry):
+        return entry
+    if target != "v12":
+        return "ckpts/" + url_basename(entry)
+    url, sub = split_subfolder(entry)
+    name = url_basename(url)
+    if sub == LORA_DIR_TOKEN and lora_dir:
+        return f"{LORA_ROOT}/{lora_dir}/{name}"
+    return f"ckpts/{sub.strip('/')}/{name}" if sub else f"ckpts/{name}"
+
+
+def lora_path(entry: str, lora_dir: str) -> str:
+    """Where WanGP 12 keeps a model LoRA (``get_lora_local_path``): ``loras/<lora_dir>/<name>`` for a URL
+    (``url|sub``: ``loras/<lora_dir>/sub/<name>``), a relative path inside the LoRA folder, an absolute one as is."""
+    if os.path.isabs(entry):
+        return entry
+    if is_remote(entry):
+        url, sub = split_subfolder(entry)
+        entry = f"{sub.strip('/')}/{url_basename(url)}" if sub else url_basename(url)
+    return f"{LORA_ROOT}/{lora_dir}/{entry}"
+
+
+def variants(entries: list[str], target: str = "july", lora_dir: str | None = None) -> list[Variant]:
+    if target != "v12":
+        return [Variant(entry, local_path(entry)) for entry in entries]
+    return [Variant(entry, local_path(entry, target, lora_dir), checkpoint_candidates(entry, lora_dir))
+            for entry in entries]
+
+
+def checkpoint_candidates(entry: str, lora_dir: str | None = None) -> tuple[str, ...]:
+    """WanGP 12's ``locate_file``: the name (a URL's basename, ``sub/basename`` for ``url|sub``, a relative path as
+    written) under each checkpoint root in turn — ``ckpts/`` first, where downloads go, then the WanGP folder."""
+    path = local_path(entry, "v12", lora_dir)
+    if os.path.isabs(path) or path.startswith(LORA_ROOT + "/"):
+        return (path,)
+    name = path[len("ckpts/"):] if is_remote(entry) else path
+    return tuple(posixpath.normpath(posixpath.join(root, name)) for root in CHECKPOINT_ROOTS)
 
 
 def _has(text: str, token: str) -> bool:
@@ -98,7 +191,47 @@ def dtype_token(path: str) -> str | None:
     return None
 
 
-def select_variant(entries: list[str], preference: Preference) -> Variant:
+#: WanGP 12: the quantization tokens tried in order, per wish (16-bit tries none: the first entry wins).
+_V12_ORDER = {"int8": ("int8", "fp8"), "fp8": ("fp8", "int8"), "none": ()}
+
+
+def select_variant(entries: list[str], preference: Preference, target: str = "july",
+                   model_dtype: str | None = None, lora_dir: str | None = None) -> Variant:
+    """The file WanGP loads for ``preference``: July's rule, or WanGP 12's (``target="v12"``)."""
+    if target == "v12":
+        return select_variant_v12(entries, preference, model_dtype, lora_dir)
+    return select_variant_july(entries, preference)
+
+
+def select_variant_v12(entries: list[str], preference: Preference, model_dtype: str | None = None,
+                       lora_dir: str | None = None) -> Variant:
+    """WanGP 12's ``get_model_filename`` (since ef3dd17e, 2026-01-11).
+
+    1. one candidate → it; 2. for int8 the names holding ``int8`` then ``fp8`` (fp8: the other way round; 16-bit:
+    none), on the lower-cased basename; 3. narrow those to the dtype (the model's ``dtype`` key, else the
+    preference) when that leaves some; 4. the first of them, else the first entry.
+    """
+    candidates = variants(entries, "v12", lora_dir)
+    if not candidates:
+        raise ValueError("no checkpoint entries to choose from")
+    if len(candidates) == 1:
+        return candidates[0]
+    subset = []
+    for token in _V12_ORDER[preference.quantization]:
+        subset += [v for v in candidates if token in _basename(v.source).lower()]
+    if not subset:
+        return candidates[0]
+    dtype = model_dtype if model_dtype in DTYPES else preference.dtype
+    narrowed = [v for v in subset if _has(_basename(v.source), dtype)]
+    return (narrowed or subset)[0]
+
+
+def _basename(entry: str) -> str:
+    """``os.path.basename`` of an entry as WanGP 12 takes it (a ``url|sub`` keeps its ``|sub`` tail)."""
+    return entry.rsplit("/", 1)[-1]
+
+
+def select_variant_july(entries: list[str], preference: Preference) -> Variant:
     """WanGP's ``get_model_filename`` rule (identical from 6.x to 7.0).
 
     1. one candidate → it; 2. int8/fp8 → those containing the token, else those without ``quanto``;
@@ -119,16 +252,19 @@ def select_variant(entries: list[str], preference: Preference) -> Variant:
     return (narrowed or subset)[0]
 
 
-def transformer_dtype(variant: Variant, preference: Preference, *, auto_quantized: bool = False) -> str:
-    """The dtype WanGP computes in: the policy dtype, unless a quantized file's name says otherwise."""
+def transformer_dtype(variant: Variant, preference: Preference, *, auto_quantized: bool = False,
+                      model_dtype: str | None = None) -> str:
+    """The dtype WanGP computes in: the model's ``dtype`` key (v12), else the policy dtype, unless a quantized
+    file's name says otherwise."""
+    policy = model_dtype if model_dtype in DTYPES else preference.dtype
     if variant.quantized or auto_quantized:
-        dtype = preference.dtype
+        dtype = policy
         if _has(variant.path, "bf16"):
             dtype = "bf16"
         if _has(variant.path, "fp16"):
             dtype = "fp16"
         return dtype
-    return preference.dtype
+    return policy
 
 
 def will_auto_quantize(variant: Variant, preference: Preference, *, auto_quantize: bool, has_modules: bool) -> bool:

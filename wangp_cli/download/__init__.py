@@ -50,7 +50,7 @@ def _hub_remote(item: FilePlan, token, notices: list[str]) -> Remote:
 
     hub = item.hub
     url = hf_hub_url(hub.repo_id, hub.path, revision=hub.revision)
-    what = f"{', '.join(item.owners)}: {item.source}"
+    what = f"{', '.join(item.owners)}: {item.url}"
     try:
         try:
             meta = get_hf_file_metadata(url, token=token)
@@ -93,7 +93,7 @@ def _http_remote(item: FilePlan) -> Remote:
     (``https://user:password@host/...``) are sent as HTTP basic auth to that host only."""
     import urllib.error
 
-    url, auth = split_userinfo(item.source)
+    url, auth = split_userinfo(item.url)
     headers = {"User-Agent": "wangp", "Accept-Encoding": "identity", **auth}
     try:
         with open_url(url, headers, method="HEAD", timeout=30) as response:
@@ -159,11 +159,18 @@ def _check_hosts(plan: Plan) -> None:
         check_reachable(constants.ENDPOINT, "the Hub (HF_ENDPOINT)")
     for item in plan.files:
         if not item.local and not item.hub:
-            check_reachable(split_userinfo(item.source)[0], ", ".join(item.owners))
+            check_reachable(split_userinfo(item.url)[0], ", ".join(item.owners))
 
 
 def _target(home, item: FilePlan) -> Path:
     return Path(safe_join(str(home.root), item.dest))
+
+
+def _on_disk(home, item: FilePlan) -> Path:
+    """The file WanGP would use: the first of the item's places that exists (v12 searches ``ckpts/`` then the
+    WanGP folder), else where the download puts it."""
+    found = home.locate(item.lookup)
+    return Path(safe_join(str(home.root), found)) if found else _target(home, item)
 
 
 _SLOW_HASH = 1 << 30  # files from this size on get a "verifying" line
@@ -197,13 +204,15 @@ def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False
     for item in plan.files:
         target = _target(home, item)
         if network and not item.local:
-            with _Unreachable(item.source):
+            with _Unreachable(item.url):
                 remote = _hub_remote(item, token, plan.notices) if item.hub else _http_remote(item)
             plan.remotes[item.dest] = remote
             item.size = remote.size if remote.size is not None else item.size
             item.sha256 = remote.sha256 or item.sha256
             item.partial = resume_offset(remote, target)
-        _check_present(item, target, verify, plan.notices, report)
+        on_disk = _on_disk(home, item)
+        _check_present(item, on_disk, verify, plan.notices, report)
+        item.found = os.path.relpath(on_disk, home.root).replace(os.sep, "/") if item.present else None
     return plan
 
 
@@ -262,9 +271,13 @@ def download(plan: Plan, home, *, progress=None) -> list[dict]:
 
 
 def plan_for(catalog: Catalog, model_ids: list[str], preference: Preference, *, all_variants: bool = False,
-             components: bool = True, network: bool | None = None, verify: bool = False, report=None) -> Plan:
-    """Build and resolve the plan (sizes over the network unless offline)."""
+             components: bool = True, network: bool | None = None, verify: bool = False, report=None,
+             roles: tuple[str, ...] | None = None) -> Plan:
+    """Build and resolve the plan (sizes over the network unless offline); ``roles`` keeps only the files of
+    those roles (``("transformer", "transformer2")``: the transformers alone)."""
     plan = build_plan(catalog, model_ids, preference, all_variants=all_variants, components=components)
+    if roles is not None:
+        plan.files = [f for f in plan.files if f.role in roles]
     if network is None:
         network = not offline()
     return resolve_plan(plan, catalog.home, network=network, verify=verify, report=report)

@@ -7,14 +7,21 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from wangp_cli.core.definitions import Catalog
+from wangp_cli.core.definitions import Catalog, Definition
 from wangp_cli.core.errors import UsageError, WangpError
-from wangp_cli.core.models import module_ids, resolved_entries, transformer_entries
+from wangp_cli.core.models import (
+    _vae_entries, architecture_of, lora_dir, model_dtype, module_ids, resolved_entries, resolved_modules,
+    transformer_entries,
+)
 from wangp_cli.core.outputs import NAME_MAX, name_too_long
-from wangp_cli.core.registry import MODULES, get_architecture
+from wangp_cli.core.registry import MODULES, Architecture, get_architecture
 from wangp_cli.core.safety import redact
-from wangp_cli.core.variants import Preference, is_remote, select_variant, unsafe_basename_reason, url_basename
+from wangp_cli.core.variants import (
+    CHECKPOINT_ROOTS, Preference, checkpoint_candidates, is_remote, local_path, lora_path, quantized_kind,
+    select_variant, split_subfolder, transformer_dtype, unsafe_basename_reason, url_basename,
+)
 
+_WEIGHT_SUFFIXES = (".safetensors", ".sft", ".gguf")
 _HUB_URL = re.compile(r"^https?://(?:huggingface\.co|hf\.co)/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/"
                       r"(?P<path>.+)$")
 
@@ -41,8 +48,8 @@ class FilePlan:
     """One file to have on disk."""
 
     dest: str  # relative to the home folder, POSIX form (ckpts/x.safetensors)
-    source: str  # URL or local path as written
-    role: str  # transformer, variant, module, preload, lora, component
+    source: str  # URL or local path as written (v12: ``url|subfolder`` kept)
+    role: str  # transformer, variant, transformer2, variant2, module, preload, text_encoder, vae, lora, component
     owners: list[str] = field(default_factory=list)  # definition ids needing it
     hub: HubFile | None = None
     size: int | None = None
@@ -51,10 +58,27 @@ class FilePlan:
     local: bool = False  # a local path: checked, never copied
     verified: bool | None = None  # SHA-256 of the file on disk: True matches, False differs, None not hashed
     partial: int = 0  # bytes already in a .wangp-part file that the transfer resumes
+    url: str = ""  # what is fetched: the source without a v12 ``|subfolder`` (default: the source)
+    candidates: tuple[str, ...] = ()  # v12: where WanGP looks for it, in order (empty: ``dest`` only)
+    found: str | None = None  # where it is on disk, once resolved (None: missing)
+
+    def __post_init__(self):
+        self.url = self.url or self.source
 
     @property
     def kind(self) -> str:
+        """How it is fetched: local, hub or http."""
         return "local" if self.local else "hub" if self.hub else "http"
+
+    @property
+    def format(self) -> str | None:
+        """What a checkpoint holds by its name (16-bit, quanto-int8, scaled-fp8, gguf, nvfp4, ...); None for
+        other files (configs, tokenizers)."""
+        return quantized_kind(self.dest) if self.dest.lower().endswith(_WEIGHT_SUFFIXES) else None
+
+    @property
+    def lookup(self) -> tuple[str, ...]:
+        return self.candidates or (self.dest,)
 
     @property
     def state(self) -> str:
@@ -71,10 +95,10 @@ class FilePlan:
         return 0 if self.present or self.size is None else max(0, self.size - self.partial)
 
     def to_dict(self) -> dict:
-        return {"dest": self.dest, "source": self.source, "kind": self.kind, "role": self.role,
-                "owners": self.owners, "size": self.size, "sha256": self.sha256, "present": self.present,
-                "state": self.state, "verified": self.verified, "partial_bytes": self.partial,
-                "bytes_to_fetch": self.to_fetch}
+        return {"dest": self.dest, "source": self.source, "kind": self.kind, "format": self.format,
+                "role": self.role, "owners": self.owners, "found": self.found, "size": self.size,
+                "sha256": self.sha256, "present": self.present, "state": self.state, "verified": self.verified,
+                "partial_bytes": self.partial, "bytes_to_fetch": self.to_fetch}
 
 
 @dataclass
@@ -124,26 +148,28 @@ class Plan:
 class _Builder:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
+        self.v12 = catalog.target == "v12"
         self.by_dest: dict[str, FilePlan] = {}
         self.components: dict[str, ComponentRequest] = {}
 
     def add(self, source: str, role: str, owner: str, *, dest: str | None = None, hub: HubFile | None = None,
-            sha256: str | None = None) -> None:
+            sha256: str | None = None, candidates: tuple[str, ...] = ()) -> None:
+        url = split_subfolder(source)[0] if self.v12 else source
         if is_remote(source):
             reason = unsafe_basename_reason(source)
-            if not reason and name_too_long(url_basename(source)):
-                reason = (f"its file name ('{url_basename(source)[:40]}...') is longer than {NAME_MAX} bytes, "
+            if not reason and name_too_long(url_basename(url)):
+                reason = (f"its file name ('{url_basename(url)[:40]}...') is longer than {NAME_MAX} bytes, "
                           f"which no file system takes")
             if reason:
                 raise WangpError(f"'{owner}': unusable URL {redact(source)}: {reason}", code="E7",
                                  hint="run 'wangp validate' on the definition")
-            dest = dest or "ckpts/" + url_basename(source)
-            hub = hub or parse_hub_url(source)
+            dest = dest or "ckpts/" + url_basename(url)
+            hub = hub or parse_hub_url(url)
             local = False
         else:
             if not self.catalog.home.contains(source):
                 raise WangpError(f"'{owner}': local path '{source}' escapes the home folder", code="E12")
-            dest, local = source, True
+            dest, local = dest or source, True
         existing = self.by_dest.get(dest)
         if existing is not None:
             if existing.source != source:
@@ -153,40 +179,150 @@ class _Builder:
             if owner not in existing.owners:
                 existing.owners.append(owner)
             return
-        self.by_dest[dest] = FilePlan(dest, source, role, [owner], hub=hub, sha256=sha256, local=local)
+        self.by_dest[dest] = FilePlan(dest, source, role, [owner], hub=hub, sha256=sha256, local=local, url=url,
+                                      candidates=candidates)
+
+    def add_checkpoint(self, entry: str, role: str, owner: str, folder: str | None, sha256: str | None) -> None:
+        """A v12 checkpoint entry: downloaded to ``ckpts/`` (``url|sub``: ``ckpts/sub/``, ``url|%lora_dir``: the
+        LoRA folder), found under any checkpoint root."""
+        self.add(entry, role, owner, dest=local_path(entry, "v12", folder) if is_remote(entry) else None,
+                 sha256=sha256, candidates=checkpoint_candidates(entry, folder))
+
+    def add_components(self, arch: Architecture | None, owner: str) -> None:
+        if arch is not None and arch.diffusers_repo:
+            request = self.components.setdefault(arch.diffusers_repo, ComponentRequest(arch.diffusers_repo))
+            request.folders.update(arch.components)
+            request.owners.append(owner)
 
 
 def build_plan(catalog: Catalog, model_ids: list[str], preference: Preference, *, all_variants: bool = False,
                components: bool = True) -> Plan:
     """Every file generating with ``model_ids`` needs: the chosen variant (or all), modules, preloads, loras and
-    the architecture's components (diffusers folders, never the transformer). Sizes stay unknown here."""
+    the architecture's components (diffusers folders, never the transformer); v12 adds what WanGP 12 fetches
+    (see :func:`_plan_v12`). Sizes stay unknown here."""
     if not model_ids:
         raise UsageError("name at least one definition id, or pass --all")
     builder = _Builder(catalog)
     for model_id in model_ids:
         definition = catalog.get(model_id)
         hashes = definition.model.get("sha256") if isinstance(definition.model.get("sha256"), dict) else {}
-        entries = transformer_entries(catalog, definition)
-        chosen = select_variant(entries, preference)
-        for entry in entries if all_variants else [chosen.source]:
-            builder.add(entry, "transformer" if entry == chosen.source else "variant", model_id,
-                        sha256=hashes.get(entry))
-        for module_id in module_ids(catalog, definition):
-            module = MODULES.get(module_id)
-            if module is None:
-                raise WangpError(f"'{model_id}' uses unknown module '{module_id}'", code="E8")
-            urls = module.urls if all_variants else [select_variant(module.urls, preference).source]
-            for url in urls:
-                builder.add(url, "module", model_id)
-        for prop, role in (("preload_URLs", "preload"), ("loras", "lora")):
-            for entry in resolved_entries(catalog, definition, prop):
-                builder.add(entry, role, model_id, sha256=hashes.get(entry))
-        arch = get_architecture(definition.architecture or "", catalog.target)
-        if components and arch is not None and arch.diffusers_repo:
-            request = builder.components.setdefault(arch.diffusers_repo, ComponentRequest(arch.diffusers_repo))
-            request.folders.update(arch.components)
-            request.owners.append(model_id)
+        if builder.v12:
+            arch = _plan_v12(builder, definition, preference, hashes, all_variants)
+        else:
+            arch = _plan_july(builder, definition, preference, hashes, all_variants)
+        if components:
+            builder.add_components(arch, model_id)
     return Plan(list(builder.by_dest.values()), list(builder.components.values()))
+
+
+def _plan_july(builder: _Builder, definition: Definition, preference: Preference, hashes: dict,
+               all_variants: bool) -> Architecture | None:
+    """WanGP 6.x / 7.0: the chosen variant (or all), the module table's files, preload_URLs and loras."""
+    catalog, model_id = builder.catalog, definition.id
+    entries = transformer_entries(catalog, definition)
+    chosen = select_variant(entries, preference)
+    for entry in entries if all_variants else [chosen.source]:
+        builder.add(entry, "transformer" if entry == chosen.source else "variant", model_id,
+                    sha256=hashes.get(entry))
+    for module_id in module_ids(catalog, definition):
+        module = MODULES.get(module_id)
+        if module is None:
+            raise WangpError(f"'{model_id}' uses unknown module '{module_id}'", code="E8")
+        urls = module.urls if all_variants else [select_variant(module.urls, preference).source]
+        for url in urls:
+            builder.add(url, "module", model_id)
+    for prop, role in (("preload_URLs", "preload"), ("loras", "lora")):
+        for entry in resolved_entries(catalog, definition, prop):
+            builder.add(entry, role, model_id, sha256=hashes.get(entry))
+    return get_architecture(definition.architecture or "", catalog.target)
+
+
+_OTHER_VARIANT = {"transformer": "variant", "transformer2": "variant2"}  # --all-variants: the ones not chosen
+#: WanGP 12's ``source`` keys: while one is set, ``download_models`` skips that file (WanGP converts a local
+#: checkpoint to it instead). Modules: ``module_source`` for a variant list and a module's URLs, ``module_source2``
+#: for a module's URLs2.
+_SOURCE_KEYS = {"URLs": "source", "URLs2": "source2", "module": "module_source", "module2": "module_source2"}
+
+
+def _plan_v12(builder: _Builder, definition: Definition, preference: Preference, hashes: dict,
+              all_variants: bool) -> Architecture:
+    """WanGP 12's ``load_models`` + ``download_models``: URLs and URLs2 (each its chosen variant), every module
+    (each list its chosen variant), preload_URLs, VAE_URLs, the text encoder into its folder, model loras into the
+    LoRA folder; a file whose ``source`` key is set is skipped, as WanGP skips it."""
+    catalog, model, model_id = builder.catalog, definition.model, definition.id
+    of = architecture_of(catalog, definition)
+    if of.problem:
+        where = definition.source.display if definition.source else model_id
+        raise WangpError(f"'{model_id}' {of.problem}", code=of.code, hint=f"run: wangp validate {where}")
+    arch, folder, dtype = of.arch, lora_dir(catalog, definition), model_dtype(catalog, definition)
+
+    def add_variants(entries: list[str], role: str, wish: Preference, skip_key: str) -> None:
+        if not entries or skip_key in model:
+            return
+        chosen = select_variant(entries, wish, "v12", dtype, folder)
+        for entry in entries if all_variants else [chosen.source]:
+            builder.add_checkpoint(entry, role if entry == chosen.source else _OTHER_VARIANT.get(role, role),
+                                   model_id, folder, hashes.get(entry))
+
+    main = transformer_entries(catalog, definition)
+    add_variants(main, "transformer", preference, _SOURCE_KEYS["URLs"])
+    if "URLs2" in model:
+        add_variants(transformer_entries(catalog, definition, "URLs2"), "transformer2", preference,
+                     _SOURCE_KEYS["URLs2"])
+    # WanGP picks module files for the main transformer's dtype (a quanto file's name decides it)
+    main_dtype = transformer_dtype(select_variant(main, preference, "v12", dtype), preference, model_dtype=dtype)
+    module_wish = Preference(preference.quantization, main_dtype)
+    for module in resolved_modules(catalog, definition):
+        add_variants(module["URLs"], "module", module_wish, _SOURCE_KEYS["module"])
+        add_variants(module["URLs2"], "module", module_wish, _SOURCE_KEYS["module2"])
+    for entries, role in ((resolved_entries(catalog, definition, "preload_URLs"), "preload"),
+                          (_vae_entries(definition), "vae")):
+        for entry in entries:
+            builder.add_checkpoint(entry, role, model_id, folder, hashes.get(entry))
+    _plan_text_encoder(builder, definition, arch, Preference("int8", preference.dtype), dtype, hashes,
+                       all_variants)
+    for entry in resolved_entries(catalog, definition, "loras"):
+        path = lora_path(entry, folder)
+        builder.add(entry, "lora", model_id, dest=path, sha256=hashes.get(entry), candidates=(path,))
+    return arch
+
+
+def _plan_text_encoder(builder: _Builder, definition: Definition, arch: Architecture, wish: Preference,
+                       dtype: str | None, hashes: dict, all_variants: bool) -> None:
+    """``text_encoder_URLs`` (else the handler's), picked with WanGP's default text_encoder_quantization (int8),
+    downloaded into ``<root>/<text_encoder_folder>/`` and looked for there, then under the roots themselves."""
+    catalog = builder.catalog
+    entries = resolved_entries(catalog, definition, "text_encoder_URLs") or [
+        e for e in arch.handler_keys.get("text_encoder_URLs") or [] if isinstance(e, str)]
+    if not entries:
+        return
+    folder = definition.model.get("text_encoder_folder") or arch.handler_keys.get("text_encoder_folder")
+    folder = folder.strip("/") if isinstance(folder, str) else ""
+    chosen = select_variant(entries, wish, "v12", dtype)
+    for entry in entries if all_variants else [chosen.source]:
+        if not is_remote(entry):
+            builder.add(entry, "text_encoder", definition.id, sha256=hashes.get(entry),
+                        candidates=checkpoint_candidates(entry))
+            continue
+        url, sub = split_subfolder(entry)
+        name = f"{sub.strip('/')}/{url_basename(url)}" if sub else url_basename(url)
+        inside = [f"{folder}/{name}"] if folder else []
+        candidates = tuple(f"{root}/{path}" if root != "." else path for path in inside + [name]
+                           for root in CHECKPOINT_ROOTS)
+        root = _download_root(catalog, folder)
+        dest = f"{root}/{folder}/{name}" if folder else f"{root}/{name}"
+        builder.add(entry, "text_encoder", definition.id, dest=dest.removeprefix("./"), sha256=hashes.get(entry),
+                    candidates=candidates)
+
+
+def _download_root(catalog: Catalog, folder: str) -> str:
+    """WanGP's ``get_smart_download_root``: the first checkpoint root that already holds ``folder``, else
+    ``ckpts``."""
+    if folder:
+        for root in CHECKPOINT_ROOTS:
+            if (catalog.home.root / root / folder).is_dir():
+                return root
+    return CHECKPOINT_ROOTS[0]
 
 
 def add_component_files(plan: Plan, request: ComponentRequest, repo_files: list[tuple[str, int | None, str | None]]

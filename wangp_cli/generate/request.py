@@ -16,7 +16,7 @@ from pathlib import Path
 from wangp_cli.core import keys as K
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import UsageError, WangpError
-from wangp_cli.core.registry import ARCHITECTURES, get_architecture
+from wangp_cli.core.registry import get_architecture
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
 from wangp_cli.generate.engine import MANAGED_ARGUMENTS, PIPELINES
@@ -142,18 +142,25 @@ def _media(path, option: str, kind: str) -> Path | None:
     return path
 
 
-def _unsupported(model_id: str, arch_id: str) -> WangpError:
-    """Why a definition cannot be generated with, about what it names."""
-    later = "an architecture wangp does not know (a later WanGP version?)"
+def _unsupported(model_id: str, arch_id: str, target: str) -> WangpError:
+    """Why a definition cannot be generated with, about what it names: a WanGP-only architecture (diffusers has
+    no pipeline for it), one wangp does not support yet, or an id that is no base type at all."""
+    arch = get_architecture(arch_id, target) if arch_id else None
     if not arch_id:
-        message = f"'{model_id}' names no architecture"
-    elif model_id == arch_id:
-        message = (f"wangp cannot generate with the architecture '{arch_id}'" if arch_id in ARCHITECTURES
-                   else f"'{arch_id}' is {later}")
+        return WangpError(f"'{model_id}' names no architecture", code="unsupported",
+                          hint=f"run: wangp validate (supported: {', '.join(SUPPORTED)})")
+    based = f"'{model_id}' is based on '{arch_id}', " if model_id != arch_id else f"'{arch_id}' is "
+    if arch is None:
+        reason = "not a base architecture of target " + target
+        hint = "run: wangp validate; 'wangp list --architectures' lists the base ids"
+    elif target == "v12" and not arch.pipeline:
+        reason = f"a WanGP-only architecture ({arch.family}: diffusers has no pipeline for it)"
+        hint = "generate it in WanGP; wangp still lists, validates, downloads and exports it"
     else:
-        message = f"'{model_id}' is based on '{arch_id}', " + (
-            "which wangp cannot generate with" if arch_id in ARCHITECTURES else later)
-    return WangpError(message, code="unsupported", hint=f"supported architectures: {', '.join(SUPPORTED)}")
+        reason = (f"not yet supported by wangp ({arch.family}" + (f"; diffusers: {arch.pipeline}" if arch.pipeline
+                                                                   else "") + ")")
+        hint = f"supported architectures: {', '.join(SUPPORTED)}"
+    return WangpError(based + reason, code="unsupported", hint=hint)
 
 
 def _pipeline_problems(pipeline_kwargs: dict) -> list[str]:
@@ -198,7 +205,7 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     arch_id = definition.architecture or ""
     arch = get_architecture(arch_id, catalog.target)
     if arch is None or arch_id not in SUPPORTED:
-        raise _unsupported(model_id, arch_id)
+        raise _unsupported(model_id, arch_id, catalog.target)
     unknown = sorted(set(flags or {}) - set(FLAG_KEYS))
     if unknown:
         raise UsageError(f"unknown generation setting(s): {', '.join(unknown)}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.models import resolve_model
+from wangp_cli.core.variants import READABLE_KINDS
 from wangp_cli.core.outputs import OutputError, check_folder_writable, check_free_space, check_output_file
 from wangp_cli.core.registry import get_architecture
 from wangp_cli.generate.request import GenerateRequest
@@ -43,6 +44,16 @@ class ModelFiles:
     missing: list[str] = field(default_factory=list)
     components_missing: bool = False
     variant_count: int = 1  # transformer variants the definition lists
+    entry: str = ""  # the chosen transformer entry as the definition writes it (a URL for hub files)
+
+    def model_filename(self, target: str) -> str:
+        """What the video's metadata calls the transformer: WanGP 12 the raw entry, WanGP 7 the file's name."""
+        return self.entry if target == "v12" and self.entry else Path(self.transformer[0]).name
+
+
+#: The files of a definition that generation reads (the text encoder, VAE and preloads of WanGP's layout are
+#: not: diffusers takes those from the components folder).
+GENERATE_ROLES = ("transformer", "module")
 
 
 def components_folder(catalog: Catalog, request: GenerateRequest) -> Path:
@@ -61,13 +72,21 @@ def model_files(catalog: Catalog, request: GenerateRequest) -> ModelFiles:
     resolved = resolve_model(catalog, request.model_id, request.preference)
     chosen = resolved["transformer"]
     entries = [chosen] + resolved["modules"]
+    unreadable = [e for e in entries if e.get("kind", "16-bit") not in READABLE_KINDS]
+    if unreadable:  # never fed to a loader as if it were 16-bit
+        raise WangpError(f"'{request.model_id}': {unreadable[0]['path']} is a {unreadable[0]['kind']} checkpoint, "
+                         "which wangp cannot load yet (16-bit and quanto int8 only)", code="format",
+                         hint="pick another variant (--quantization none or int8) or a definition with a 16-bit file")
+    if resolved.get("transformer2"):
+        raise WangpError(f"'{request.model_id}' has a second transformer (URLs2), which wangp does not generate "
+                         "with yet", code="unsupported", hint="generate it in WanGP")
     folder = components_folder(catalog, request)
     return ModelFiles(
         transformer=[e["path"] for e in entries], components=folder, dtype=chosen["dtype"],
         quantized=chosen["quantized"], auto_quantize=chosen["auto_quantize"],
         missing=[e["path"] for e in entries if not e["present"]],
         components_missing=not components_complete(folder, request.architecture, catalog.target),
-        variant_count=len(resolved["variants"]))
+        variant_count=len(resolved["variants"]), entry=chosen["entry"])
 
 
 def _components_error(request: GenerateRequest) -> WangpError:
@@ -83,7 +102,8 @@ def fetch_missing(catalog: Catalog, request: GenerateRequest, files: ModelFiles)
 
     if files.components_missing and request.components is not None:
         raise _components_error(request)
-    plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing)
+    plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing,
+                    roles=GENERATE_ROLES)
     if offline() and plan.missing:
         raise offline_error(plan)
     download(plan, catalog.home)
@@ -207,7 +227,7 @@ def preflight(catalog: Catalog, request: GenerateRequest) -> Preflight:
         from wangp_cli.download import offline, offline_error, plan_for
 
         plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing,
-                        network=False)
+                        network=False, roles=GENERATE_ROLES)
         lost = [f.dest for f in plan.missing if f.local]
         if lost:
             raise WangpError("missing local files: " + ", ".join(lost), code="missing",
@@ -219,7 +239,7 @@ def preflight(catalog: Catalog, request: GenerateRequest) -> Preflight:
     warning = _variant_warning(request, files)
     if warning:
         checked.warnings.append(warning)
-    size = metadata_size(wangp_metadata(catalog, request, Path(files.transformer[0]).name, 0))
+    size = metadata_size(wangp_metadata(catalog, request, files.model_filename(catalog.target), 0))
     if size > MAX_METADATA:
         checked.warnings.append(f"the settings take {size:,} characters of JSON, more than an mp4 comment holds "
                                 f"({MAX_METADATA:,}): the mp4 gets them with long texts shortened, the sidecar "
@@ -320,7 +340,7 @@ class Generator:
         files, timings, result = rendering.files, rendering.timings, rendering.result
         mark = time.perf_counter()
         path = output_path(self.catalog, request, datetime.now())
-        metadata = wangp_metadata(self.catalog, request, Path(files.transformer[0]).name,
+        metadata = wangp_metadata(self.catalog, request, files.model_filename(self.catalog.target),
                                   time.perf_counter() - rendering.started)
         embedded, shortened = fit_metadata(metadata)  # preflight warned about it; the record says so
         write_video(path, result.frames, request.fps, embedded)

@@ -714,23 +714,25 @@ class TinyHome:
 
 def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = None, quantized: bool = False,
               dtype: str = "bf16", seed: int = 0, components: Path | None = None,
-              model_id: str | None = None, model=None) -> TinyHome:
+              model_id: str | None = None, model=None, target: str | None = None) -> TinyHome:
     """Write ``finetunes/<model_id>.json`` (a local-path definition of ``architecture``), its transformer file in
     WanGP's layout (16-bit, or quanto int8 when ``quantized``), the VACE module where the architecture has one, and
     the components under ``ckpts/<diffusers repo name>`` (copied from ``components`` when given). ``model``: a
-    diffusers transformer of ``kind``'s class to write instead of :func:`make_transformer`'s (another size)."""
+    diffusers transformer of ``kind``'s class to write instead of :func:`make_transformer`'s (another size).
+    ``target``: the WanGP version whose architecture ids to use (default: the CLI's)."""
     from wangp_cli.core.definitions import Catalog
     from wangp_cli.core.home import Home
     from wangp_cli.core.jsonio import write_json
     from wangp_cli.core.models import resolve_model
-    from wangp_cli.core.registry import get_architecture
+    from wangp_cli.core.registry import DEFAULT_TARGET, get_architecture
     from wangp_cli.core.variants import Preference
 
     _check_kind(kind)
+    target = target or DEFAULT_TARGET
     root = Path(folder)
     architecture = architecture or ARCHITECTURES[kind]
     model_id = model_id or f"tiny_{architecture}"
-    arch = get_architecture(architecture)
+    arch = get_architecture(architecture, target)
     if arch is None or arch.diffusers_repo is None:
         raise ValueError(f"unknown architecture {architecture!r}")
     name = f"tiny_{architecture}_{'quanto_' if quantized else ''}{dtype}{'_int8' if quantized else ''}.safetensors"
@@ -744,7 +746,7 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     (root / "ckpts").mkdir(parents=True, exist_ok=True)
     write_json(root / "finetunes" / f"{model_id}.json", definition)
     preference = Preference(quantization="int8" if quantized else "none", dtype=dtype)
-    resolved = resolve_model(Catalog(Home(root)), model_id, preference)
+    resolved = resolve_model(Catalog(Home(root), target), model_id, preference)
     module = Path(root / resolved["modules"][0]["path"]) if resolved["modules"] else None
     model = model if model is not None else make_transformer(kind, seed)
     writer = write_quantized if quantized else write_transformer

@@ -34,6 +34,14 @@ COMMENT_ATOM = b"\xa9cmt"
 #: The longest ``comment=<json>`` argument passed on ffmpeg's command line (Windows caps the whole command line
 #: at 32767 characters, Linux a single argument at 128 KiB).
 MAX_METADATA = 30_000 if sys.platform == "win32" else 120_000
+#: The settings_version from which WanGP writes its video metadata compact (WanGP 11.31).
+COMPACT_SINCE = 2.58
+#: What the mp4 keeps when even the shortest strings do not fit (the sidecar has everything).
+KEPT_WHEN_TOO_LARGE = ("type", "settings_version", "model_type", "creation_date", "creation_timestamp")
+#: The JSON object WanGP's media_flow plugin reserves the ``©cmt`` slot with (padded with blanks): no settings.
+RESERVED_KEY = "_wangp_metadata_reserved"
+#: Tags read for settings, in WanGP's order: the comment, then the description (ffmpeg's ``desc``, or ``©des``).
+SETTINGS_ATOMS = (COMMENT_ATOM, b"desc", b"\xa9des")
 _MAX_NAME_BYTES = 255
 #: Inputs read as still images (a control video or mask given as an image is repeated over the frames).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -171,8 +179,17 @@ def _frames(frames, np):
 # ----------------------------------------------------------------------------------------------------- metadata
 
 
+def _compact(metadata: dict) -> bool:
+    """Whether WanGP writes ``metadata`` compact (``,``/``:`` separators, UTF-8): since settings_version 2.58
+    (WanGP 11.31); older versions wrote ``json.dumps`` defaults (``, ``/``: ``, ASCII escapes)."""
+    version = metadata.get("settings_version")
+    return isinstance(version, (int, float)) and not isinstance(version, bool) and version >= COMPACT_SINCE
+
+
 def _comment(metadata: dict) -> str:
-    """The ffmpeg ``-metadata`` argument: strict JSON, ASCII (as WanGP's ``json.dumps``)."""
+    """The ffmpeg ``-metadata`` argument: strict JSON as the WanGP version of ``metadata`` writes it."""
+    if _compact(metadata):
+        return "comment=" + json_text(metadata, indent=None, ensure_ascii=False, separators=(",", ":"))
     return "comment=" + json_text(metadata, indent=None, ensure_ascii=True)
 
 
@@ -195,9 +212,9 @@ def _longest_string(data) -> int:
 
 
 def metadata_size(metadata: dict) -> int:
-    """How many characters ``metadata`` takes in the mp4 (compare with :data:`MAX_METADATA`)."""
-    return len(_comment(metadata))
-
+    """How many bytes ``metadata`` takes on ffmpeg's command line, in UTF-8 (compare with :data:`MAX_METADATA`;
+    never fewer than the UTF-16 units Windows counts)."""
+    return len(_comment(metadata).encode("utf-8", "surrogatepass"))
 
 
 def fit_metadata(metadata: dict) -> tuple[dict, bool]:
@@ -207,7 +224,8 @@ def fit_metadata(metadata: dict) -> tuple[dict, bool]:
         return metadata, False
     low, high = 0, _longest_string(metadata)  # the largest cap that fits lies in [low, high)
     if metadata_size(_cap_strings(metadata, 0)) > MAX_METADATA:
-        return {key: metadata[key] for key in ("type", "model_type") if isinstance(metadata.get(key), str)}, True
+        return {key: metadata[key] for key in KEPT_WHEN_TOO_LARGE
+                if isinstance(metadata.get(key), (str, int, float))}, True
     while high - low > 1:
         middle = (low + high) // 2
         if metadata_size(_cap_strings(metadata, middle)) <= MAX_METADATA:
@@ -350,45 +368,89 @@ def _child(data: bytes, start: int, end: int, kind: bytes):
     return None
 
 
-def _comment_text(moov: bytes) -> bytes | None:
-    """The ``©cmt`` text in moov/udta: iTunes style (meta/ilst/©cmt/data) or QuickTime style (udta/©cmt)."""
+def _tag_texts(moov: bytes):
+    """The text of each settings tag in moov/udta (:data:`SETTINGS_ATOMS` order): iTunes style
+    (meta/ilst/<atom>/data) first, then QuickTime style (udta/<atom>: length, language, text)."""
     udta = _child(moov, 0, len(moov), b"udta")
     if udta is None:
-        return None
+        return
+    ilst = None
     meta = _child(moov, *udta, b"meta")
     if meta is not None:
         start, end = meta
         if moov[start + 4:start + 8] != b"hdlr":  # an ISO full box: skip version and flags
             start += 4
         ilst = _child(moov, start, end, b"ilst")
-        if ilst is not None:
-            item = _child(moov, *ilst, COMMENT_ATOM)
-            if item is not None:
-                data = _child(moov, *item, b"data")
-                if data is not None and data[1] - data[0] >= 8:
-                    return moov[data[0] + 8:data[1]]  # skip type indicator and locale
-    item = _child(moov, *udta, COMMENT_ATOM)
-    if item is not None and item[1] - item[0] >= 4:  # QuickTime user data text: length, language, text
-        length = struct.unpack(">H", moov[item[0]:item[0] + 2])[0]
-        return moov[item[0] + 4:min(item[0] + 4 + length, item[1])]
-    return None
+    for atom in SETTINGS_ATOMS:
+        item = _child(moov, *ilst, atom) if ilst is not None else None
+        data = _child(moov, *item, b"data") if item is not None else None
+        if data is not None and data[1] - data[0] >= 8:
+            yield moov[data[0] + 8:data[1]]  # skip type indicator and locale
+        item = _child(moov, *udta, atom)
+        if item is not None and item[1] - item[0] >= 4:
+            length = struct.unpack(">H", moov[item[0]:item[0] + 2])[0]
+            yield moov[item[0] + 4:min(item[0] + 4 + length, item[1])]
+
+
+def parse_settings_text(raw: bytes | str | None) -> dict | None:
+    """A settings text as WanGP reads it (a BOM and trailing NULs dropped, blank padding allowed): the JSON
+    object, or None (not JSON, not an object, or WanGP's unfilled ``{"_wangp_metadata_reserved": true}``)."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    text = (raw or "").replace("\ufeff", "").rstrip("\0")
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or value.get(RESERVED_KEY):
+        return None
+    return value
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:
-    """The JSON settings stored in the mp4 comment atom ``©cmt``; None when there is none (or it is not a JSON
-    object). Pure Python: walks moov/udta/meta/ilst/©cmt/data."""
+    """The JSON settings stored in an mp4/mov: the ``©cmt`` comment, else the description tag; None when there
+    is none (not a JSON object, or WanGP's reserved placeholder). Pure Python: walks moov/udta/meta/ilst."""
     with open(path, "rb") as handle:
         moov = _top_level_box(handle, b"moov")
     if moov is None:
         return None
-    raw = _comment_text(moov)
-    if raw is None:
+    return next(filter(None, map(parse_settings_text, _tag_texts(moov))), None)
+
+
+#: EXIF UserComment (tag 0x9286 in the Exif IFD 0x8769), as WanGP writes it: an 8-byte charset prefix.
+_USER_COMMENT, _EXIF_IFD = 0x9286, 0x8769
+_USER_COMMENT_CODECS = {b"ASCII\0\0\0": "ascii", b"UNICODE\0": "utf-16le"}
+
+
+def _user_comment_text(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, (bytes, bytearray)):
         return None
+    value = bytes(value)
+    codec = _USER_COMMENT_CODECS.get(value[:8])
+    return value[8:].decode(codec, "ignore") if codec else value.decode("utf-8", "ignore")
+
+
+def read_image_metadata(path: str | os.PathLike) -> dict | None:
+    """The JSON settings WanGP stores in an image: the PNG text chunk ``comment`` (iTXt/tEXt/zTXt), or for
+    JPEG/WebP the EXIF UserComment (``ASCII\\0\\0\\0``/``UNICODE\\0`` prefix), else a JPEG ``COM`` comment;
+    None when there is none. Raises OSError for a file Pillow cannot open as an image."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+        with Image.open(path) as image:
+            texts = [(getattr(image, "text", None) or {}).get("comment"), image.info.get("comment")]
+            exif = image.getexif()
+            texts.insert(0, _user_comment_text(exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT) or exif.get(_USER_COMMENT)))
+    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
+        raise OSError(f"not an image Pillow can read ({exc})") from None
+    return next(filter(None, map(parse_settings_text, texts)), None)
 
 
 def probe_video(path: str | os.PathLike) -> dict:
