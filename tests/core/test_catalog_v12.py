@@ -192,3 +192,28 @@ def test_show_json_of_a_wan_2_2_definition_through_the_cli(home):
     record = json.loads(result.stdout)
     assert record["transformer2"]["path"] == "ckpts/low_quanto_mbf16_int8.safetensors"
     assert record["group"] == "wan2_2" and record["family"] == "wan"
+
+
+def test_show_text_names_every_file_wangp_12_loads(home):
+    lora = "https://huggingface.co/Kijai/WanVideo_comfy/resolve/main/lightx2v_rank64.safetensors"
+    write_definition(home, "fast", {**finetune(architecture="t2v_2_2", URLs="t2v_2_2", URLs2="t2v_2_2",
+                                               loras=[lora], loras_multipliers=["1;0"]), "guidance_phases": 2})
+    result = invoke("show", "fast", home=home)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "  architecture  t2v_2_2 (wan, image+video, t2v, 16 fps)" in lines
+    assert "  generate      WanPipeline" in lines
+    assert any(line.startswith("  transformer2  ckpts/low_quanto_mbf16_int8.safetensors (missing)") for line in lines)
+    assert any(line.startswith("  text encoder  ckpts/umt5-xxl/models_t5_umt5-xxl-enc-quanto_int8.safetensors")
+               for line in lines)
+    assert '  lora          loras/wan/lightx2v_rank64.safetensors (missing)  x "1;0"' in lines
+    assert "    guidance_phases = 2  (definition)" in lines
+
+
+def test_list_text_shows_output_and_class_and_hidden_ones(home):
+    write_definition(home, "old_style", finetune(architecture="i2v_720p", URLs="t2v"))
+    result = invoke("list", home=home)
+    header = result.stdout.splitlines()[0].split()
+    assert header == ["id", "name", "architecture", "family", "output", "class", "present"]
+    assert any(line.startswith("old_style (hidden) (invalid)") for line in result.stdout.splitlines())
+    assert "WanGP 12 hides it" in result.stderr

@@ -41,3 +41,18 @@ def test_remaining_warnings_are_the_justified_kinds(report):
     assert unjustified == []
     kinds = Counter(d.code for d in report.diagnostics)
     assert set(kinds) <= {"W6", "W7", "W13"}
+
+
+def test_the_v12_schema_accepts_every_wangp_12_default():
+    import json
+
+    import jsonschema
+
+    from wangp_cli.core.schema import definition_schema
+
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/wangp-head not present")
+    validator = jsonschema.Draft202012Validator(definition_schema("v12"))
+    problems = {path.name: next(validator.iter_errors(json.loads(path.read_text(encoding="utf-8"))), None)
+                for path in sorted(CORPUS.glob("*.json"))}
+    assert {name: error.message for name, error in problems.items() if error is not None} == {}

@@ -282,7 +282,8 @@ def prepare(catalog: Catalog, manifest: Path, options: BatchOptions,
     """The manifest's jobs (or one shard's), grouped by model and checked (see :func:`plan_jobs`)."""
     from wangp_cli.batch.manifest import grouped, read_manifest, shard
 
-    jobs = read_manifest(Path(manifest).resolve())
+    # a queue zip's attachments go where WanGP puts them (<output>/_loaded_queue_cache), shared by shards and reruns
+    jobs = read_manifest(Path(manifest).resolve(), media_dir=Path(options.output_dir) / "_loaded_queue_cache")
     if selected is not None:
         jobs = shard(jobs, *selected)
     return plan_jobs(catalog, grouped(jobs), options, files=files)

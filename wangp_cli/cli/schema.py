@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from wangp_cli.cli._options import Target, TargetOption
 from wangp_cli.cli._output import emit_json, handle_errors, log
 
 
@@ -16,6 +17,7 @@ def schema_command(
                                                   "(an earlier schema is replaced; anything else needs --force).")]
     = None,
     force: Annotated[bool, typer.Option("--force", help="Let -o replace a file that is not a schema.")] = False,
+    target: TargetOption = Target.v12,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of a finetune definition.
 
@@ -27,10 +29,10 @@ def schema_command(
 
     if output:
         check_output_file(output, force=force, kind="JSON Schema", is_own_kind=is_schema_file)
-        write_json(output, definition_schema(), indent=2)
+        write_json(output, definition_schema(target.value), indent=2)
         log(ctx, f"wrote {output}")
     else:
-        emit_json(definition_schema())
+        emit_json(definition_schema(target.value))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,8 @@ v6 = 95727e61 (WanGP 6.21), july = 4908c3c2 (tea cache renamed to "skip steps", 
 
 from __future__ import annotations
 
+import json
+
 I2V_PROMPT = (
     "Several giant wooly mammoths approach treading through a snowy meadow, their long wooly fur lightly blows in "
     "the wind as they walk, snow covered trees and dramatic snow capped mountains in the distance, mid afternoon "
@@ -84,15 +86,14 @@ _V12_FAMILY = {
 }
 #: Per output kind: an image model's UI starts in image mode (wgp.py: image_outputs → image_mode 1).
 _V12_OUTPUT = {"image": {"image_mode": 1}}
+_BASELINE_V12_TEXT = json.dumps(BASELINE_V12)
 
 
 def _v12_default_settings(arch) -> dict:
     """``get_factory_settings`` without a defaults/ file: the baseline, then prompt, resolution and flow shift as
     WanGP computes them from the id and class, then what wangp knows of the family's handler."""
-    import copy
-
     i2v = arch.io_class == "i2v"
-    settings = copy.deepcopy(BASELINE_V12)
+    settings = json.loads(_BASELINE_V12_TEXT)  # a fresh copy, several times faster than copy.deepcopy
     settings.update(prompt=I2V_PROMPT if i2v else T2V_PROMPT,
                     resolution="1280x720" if "720" in arch.id else "832x480",
                     flow_shift=7.0 if i2v and "720" not in arch.id else 5.0)

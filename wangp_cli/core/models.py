@@ -229,7 +229,7 @@ def resolve_model(catalog: Catalog, model_id: str, preference: Preference) -> di
                       transformer2=choose_transformer(catalog, definition, preference, "URLs2") if urls2 else None,
                       variants2=[{"label": v.label, **_file(catalog, v)} for v in variants(urls2, target)],
                       text_encoder=_text_encoder(catalog, definition, arch),
-                      vae=[_file(catalog, v) for v in variants(_vae_entries(definition), target)],
+                      vae=[_file(catalog, v) for v in variants(vae_entries(definition), target)],
                       configs=_config_ids(catalog, definition))
     return record
 
@@ -271,7 +271,7 @@ def _text_encoder(catalog: Catalog, definition: Definition, arch) -> dict | None
             "variants": len(entries)}
 
 
-def _vae_entries(definition: Definition) -> list[str]:
+def vae_entries(definition: Definition) -> list[str]:
     """``VAE_URLs``: a list, or one string that is a URL (never a reference)."""
     value = definition.model.get("VAE_URLs")
     values = [value] if isinstance(value, str) else value if isinstance(value, list) else []

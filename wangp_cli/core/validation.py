@@ -892,20 +892,26 @@ def _category_allowed(tier: int, expressions: list[str]) -> bool:
     return not expressions
 
 
-def _resolution_choices(context: dict) -> set[str]:
+def _resolution_choices(context: dict) -> set[str] | frozenset[str]:
     """The resolutions WanGP 12 offers for a model (``resolve_resolution_choices``): its ``resolutions`` and/or the
     built-in ones of its ``resolutions_categories``, else every built-in one; aligned to the VAE block size."""
     own, categories = context.get("resolutions"), context.get("resolutions_categories")
-    expressions = [categories] if isinstance(categories, str) else _strings(categories)
-    by_category = [r for r in _RESOLUTIONS_V12 if _category_allowed(_tier(r), list(expressions))]
-    if isinstance(own, list):
-        choices = [r[1].lower() for r in own if isinstance(r, list) and len(r) == 2 and isinstance(r[1], str)
-                   and re.fullmatch(r"\d+x\d+", r[1].strip().lower())]
-        choices += by_category if categories is not None else []
-    else:
-        choices = by_category if categories is not None else list(_RESOLUTIONS_V12)
+    expressions = None if categories is None else tuple(
+        [categories] if isinstance(categories, str) else _strings(categories))
     block = _block(context)
-    return {_aligned(choice, block) for choice in choices}
+    if not isinstance(own, list):
+        return _builtin_choices(expressions, block)
+    choices = {_aligned(r[1].lower(), block) for r in own if isinstance(r, list) and len(r) == 2
+               and isinstance(r[1], str) and re.fullmatch(r"\d+x\d+", r[1].strip().lower())}
+    return choices | (_builtin_choices(expressions, block) if expressions is not None else frozenset())
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_choices(expressions: tuple | None, block: int) -> frozenset[str]:
+    """WanGP's built-in resolutions allowed by ``expressions`` (None: all of them), aligned to ``block``."""
+    allowed = _RESOLUTIONS_V12 if expressions is None else [
+        r for r in _RESOLUTIONS_V12 if _category_allowed(_tier(r), list(expressions))]
+    return frozenset(_aligned(choice, block) for choice in allowed)
 
 
 def _block(context: dict) -> int:

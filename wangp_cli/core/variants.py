@@ -211,19 +211,17 @@ def select_variant_v12(entries: list[str], preference: Preference, model_dtype: 
     none), on the lower-cased basename; 3. narrow those to the dtype (the model's ``dtype`` key, else the
     preference) when that leaves some; 4. the first of them, else the first entry.
     """
-    candidates = variants(entries, "v12", lora_dir)
-    if not candidates:
+    if not entries:
         raise ValueError("no checkpoint entries to choose from")
-    if len(candidates) == 1:
-        return candidates[0]
-    subset = []
-    for token in _V12_ORDER[preference.quantization]:
-        subset += [v for v in candidates if token in _basename(v.source).lower()]
-    if not subset:
-        return candidates[0]
-    dtype = model_dtype if model_dtype in DTYPES else preference.dtype
-    narrowed = [v for v in subset if _has(_basename(v.source), dtype)]
-    return (narrowed or subset)[0]
+    chosen = entries[0]
+    if len(entries) > 1:
+        subset = []
+        for token in _V12_ORDER[preference.quantization]:
+            subset += [e for e in entries if token in _basename(e).lower()]
+        if subset:
+            dtype = model_dtype if model_dtype in DTYPES else preference.dtype
+            chosen = next((e for e in subset if _has(_basename(e), dtype)), subset[0])
+    return variants([chosen], "v12", lora_dir)[0]
 
 
 def _basename(entry: str) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from wangp_cli.core.definitions import Catalog, Definition
 from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.models import (
-    _vae_entries, architecture_of, lora_dir, model_dtype, module_ids, resolved_entries, resolved_modules,
+    vae_entries, architecture_of, lora_dir, model_dtype, module_ids, resolved_entries, resolved_modules,
     transformer_entries,
 )
 from wangp_cli.core.outputs import NAME_MAX, name_too_long
@@ -276,7 +276,7 @@ def _plan_v12(builder: _Builder, definition: Definition, preference: Preference,
         add_variants(module["URLs"], "module", module_wish, _SOURCE_KEYS["module"])
         add_variants(module["URLs2"], "module", module_wish, _SOURCE_KEYS["module2"])
     for entries, role in ((resolved_entries(catalog, definition, "preload_URLs"), "preload"),
-                          (_vae_entries(definition), "vae")):
+                          (vae_entries(definition), "vae")):
         for entry in entries:
             builder.add_checkpoint(entry, role, model_id, folder, hashes.get(entry))
     _plan_text_encoder(builder, definition, arch, Preference("int8", preference.dtype), dtype, hashes,
