@@ -30,6 +30,7 @@ from diffusers.loaders import single_file_utils  # the key converters wangp uses
 from accelerate import init_empty_weights
 from wangp_cli.cli import app
 from wangp_cli.generate import engine, runner, weights, video  # noqa: F401
+from wangp_cli.families.wan import convert, pipeline  # noqa: F401 (the family's hooks load on first call)
 home, model_id, size, frames, steps, out = sys.argv[1:7]
 start = time.perf_counter()
 app(["--home", home, "-q", "generate", "-m", model_id, "--quantization", "none", "--prompt", "a cat in the snow",

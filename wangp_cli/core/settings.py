@@ -74,22 +74,12 @@ def fix_settings(values: dict, target: str, *, model: ModelTraits | None = None,
         version = max(min_version, _version(values))
         return complete_v12(migrate_v12(values, version, model, defaults=True), model)
     values = dict(values)
-    prompts = values.pop("prompts", "")
-    if isinstance(prompts, str) and prompts:
-        values["prompt"] = prompts
-    image_prompt_type = values.get("image_prompt_type")
-    if image_prompt_type is not None and not isinstance(image_prompt_type, str):
-        values["image_prompt_type"] = "S" if image_prompt_type == 0 else "SE"
+    _prompts(values, model)
+    _image_prompt_type(values, model)
     if target == "v6":
         return values
     values.pop("lset_name", None)
-    tea = values.pop("tea_cache_setting", None)
-    if isinstance(tea, (int, float)):
-        values["skip_steps_multiplier"] = tea if tea > 0 else 1.75
-        values["skip_steps_cache_type"] = "tea" if tea > 0 else ""
-    start = values.pop("tea_cache_start_step_perc", None)
-    if start is not None:
-        values["skip_steps_start_step_perc"] = start
+    _tea_cache(values, model)
     return values
 
 

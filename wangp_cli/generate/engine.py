@@ -1,4 +1,4 @@
-"""The diffusers side: pipeline per architecture, memory profiles, the call itself with stage timings."""
+"""The diffusers side: the family's pipeline, memory profiles, the call itself with stage timings."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wangp_cli.core.errors import UsageError, WangpError
+from wangp_cli.families import family_for_architecture, pipelines
 
-PIPELINES = {"t2v": "WanPipeline", "t2v_1.3B": "WanPipeline", "i2v": "WanImageToVideoPipeline",
-             "i2v_720p": "WanImageToVideoPipeline", "flf2v_720p": "WanImageToVideoPipeline",
-             "vace_14B": "WanVACEPipeline", "vace_1.3B": "WanVACEPipeline", "hunyuan": "HunyuanVideoPipeline",
-             "hunyuan_i2v": "HunyuanVideoImageToVideoPipeline"}
+#: Architecture id -> diffusers pipeline class name, over every family (``wangp list --architectures`` reads it).
+PIPELINES = pipelines()
 #: Keyword arguments of the diffusers call that wangp sets itself (and records in the metadata), with the option
 #: that sets them; ``--pipeline-arg`` may not override them.
 MANAGED_ARGUMENTS = {
@@ -127,56 +126,25 @@ def apply_profile(pipe, profile: str, *, quantized: bool, warn=print) -> str:
     return profile
 
 
-def _fp32_parts(request, components: Path) -> dict:
-    """Wan's VAE and CLIP image encoder loaded in fp32 (the diffusers docs' recipe: casting them up after a 16-bit
-    load would round their fp32 weights first)."""
-    import torch
-
-    if request.family != "wan":
-        return {}
-    from diffusers import AutoencoderKLWan
-
-    parts = {"vae": AutoencoderKLWan.from_pretrained(str(components), subfolder="vae", torch_dtype=torch.float32,
-                                                     local_files_only=True)}
-    if request.io_class == "i2v" and (components / "image_encoder").is_dir():
-        from transformers import CLIPVisionModel
-
-        parts["image_encoder"] = CLIPVisionModel.from_pretrained(str(components), subfolder="image_encoder",
-                                                                 torch_dtype=torch.float32, local_files_only=True)
-    return parts
-
-
 def build_pipeline(request, transformer, components: Path, dtype):
-    """The diffusers pipeline of the architecture with our transformer and the folder's other components."""
+    """The diffusers pipeline of the architecture with our transformer and the folder's other components (those
+    the family loads itself passed in)."""
     import warnings
 
-    import diffusers
-
-    cls = getattr(diffusers, PIPELINES[request.architecture])
+    family = family_for_architecture(request.architecture)
+    cls = family.pipeline_class(request.architecture)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = cls.from_pretrained(str(components), transformer=transformer, torch_dtype=dtype,
-                                       local_files_only=True, **_fp32_parts(request, components))
+                                       local_files_only=True, **family.pipeline_parts(request, components))
     except (OSError, ValueError, TypeError) as exc:
         raise WangpError(f"cannot load the components in '{components}': {exc}", code="components",
                          hint="run 'wangp download' for the model, or point --components at a diffusers folder"
                          ) from None
     pipe.set_progress_bar_config(disable=True)  # front ends show their own progress (Reporter.step)
-    set_scheduler(pipe, request)
+    family.set_scheduler(pipe, request)
     return pipe
-
-
-def set_scheduler(pipe, request) -> None:
-    """WanGP's ``flow_shift`` (and ``sample_solver`` for Wan: unipc, or euler) applied to the scheduler."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
-
-    shift = float(request.settings.get("flow_shift", 5.0))
-    config = pipe.scheduler.config
-    if request.family == "hunyuan" or request.settings.get("sample_solver") == "euler":
-        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(config, shift=shift)
-    else:
-        pipe.scheduler = UniPCMultistepScheduler.from_config(config, flow_shift=shift)
 
 
 def _image(path: Path, size: tuple[int, int] | None = None):
@@ -217,36 +185,31 @@ def _video_frames(path: Path, count: int, size: tuple[int, int]) -> list:
     return frames + [frames[-1]] * (count - len(frames))
 
 
+def _size(request) -> tuple[int, int]:
+    return request.width, request.height
+
+
+#: Media input (a ``GenerateRequest`` attribute) -> (the pipeline's keyword, how it is read for the request).
+MEDIA_ARGUMENTS = {
+    "image": ("image", lambda path, request: _image(path)),
+    "last_image": ("last_image", lambda path, request: _image(path)),
+    "control_video": ("video", lambda path, request: _video_frames(path, request.frames, _size(request))),
+    "mask": ("mask", lambda path, request: [frame.convert("L") for frame in
+                                            _video_frames(path, request.frames, _size(request))]),
+    "reference_images": ("reference_images", lambda paths, request: [_image(path) for path in paths]),
+}
+
+
 def call_arguments(request, pipe, generator) -> dict:
-    """The keyword arguments of the diffusers call for the request's architecture and settings."""
-    settings = request.settings
-    size = (request.width, request.height)
-    kwargs = {"prompt": settings["prompt"], "height": request.height, "width": request.width,
+    """The keyword arguments of the diffusers call: the common ones, the media inputs given, the family's."""
+    kwargs = {"prompt": request.settings["prompt"], "height": request.height, "width": request.width,
               "num_frames": request.frames, "num_inference_steps": request.steps, "generator": generator,
               "output_type": "np"}
-    negative = settings.get("negative_prompt") or None
-    if request.family == "wan":
-        kwargs["negative_prompt"] = negative
-        kwargs["guidance_scale"] = float(settings.get("guidance_scale", 5.0))
-        if request.io_class == "i2v":
-            kwargs["image"] = _image(request.image)
-            if request.last_image is not None:
-                kwargs["last_image"] = _image(request.last_image)
-        if request.is_vace:
-            if request.control_video is not None:
-                kwargs["video"] = _video_frames(request.control_video, request.frames, size)
-            if request.mask is not None:
-                kwargs["mask"] = [f.convert("L") for f in _video_frames(request.mask, request.frames, size)]
-            if request.reference_images:
-                kwargs["reference_images"] = [_image(p) for p in request.reference_images]
-    else:  # HunyuanVideo: embedded guidance; real CFG only with a negative prompt and guidance_scale > 1
-        kwargs["guidance_scale"] = float(settings.get("embedded_guidance_scale", 6.0))
-        cfg = float(settings.get("guidance_scale", 1.0))
-        if negative and cfg > 1:
-            kwargs["negative_prompt"] = negative
-            kwargs["true_cfg_scale"] = cfg
-        if request.io_class == "i2v":
-            kwargs["image"] = _image(request.image)
+    for name, (keyword, read) in MEDIA_ARGUMENTS.items():
+        value = getattr(request, name)
+        if value:  # build_request let through only what the architecture takes
+            kwargs[keyword] = read(value, request)
+    kwargs.update(family_for_architecture(request.architecture).call_arguments(request))
     kwargs.update(request.pipeline_kwargs)  # build_request refuses the managed keys
     return kwargs
 

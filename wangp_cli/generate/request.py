@@ -19,12 +19,16 @@ from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.registry import get_architecture
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
+from wangp_cli.families import FAMILIES, family_for_architecture
 from wangp_cli.generate.engine import MANAGED_ARGUMENTS, PIPELINES
 
 #: Architectures wangp generates with (WanGP's documented finetune bases and their 1.3B / base siblings).
 SUPPORTED = tuple(PIPELINES)
 #: Architectures that take an end image (``--last-image``).
-LAST_IMAGE = ("flf2v_720p",)
+LAST_IMAGE = tuple(arch_id for family in FAMILIES.values() for arch_id, generated in family.architectures.items()
+                   if "last_image" in generated.needs)
+#: Media inputs that only some architectures take (a family's ``Generated.takes``).
+CONTROL_INPUTS = ("control_video", "mask", "reference_images")
 #: CLI flag -> the WanGP settings key it overrides.
 FLAG_KEYS = {"prompt": "prompt", "negative_prompt": "negative_prompt", "resolution": "resolution",
              "frames": "video_length", "steps": "num_inference_steps", "guidance": "guidance_scale",
@@ -86,10 +90,6 @@ class GenerateRequest:
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for the diffusers call
     random_seed: bool = False  # the settings asked for -1: ``seed`` is (or will be) drawn
     asked: tuple[str, ...] = ()  # the preference fields the user set ("quantization", "dtype")
-
-    @property
-    def is_vace(self) -> bool:
-        return self.architecture.startswith("vace")
 
     def draw_seed(self) -> int:
         """The seed, drawn now when the settings ask for a random one (-1)."""
@@ -175,19 +175,32 @@ def _pipeline_problems(pipeline_kwargs: dict) -> list[str]:
     return problems
 
 
-def _image_problems(model_id: str, arch_id: str, io_class: str, image, last_image) -> list[str]:
+def _image_problems(model_id: str, arch_id: str, image, last_image) -> list[str]:
     """What the model needs or refuses among --image and --last-image, about what was actually given."""
-    if arch_id in LAST_IMAGE:
+    needs = family_for_architecture(arch_id).architectures[arch_id].needs
+    if "last_image" in needs:
         missing = [option for option, value in (("--image", image), ("--last-image", last_image)) if value is None]
         return [f"'{model_id}' is a first-last-frame model: give {' and '.join(missing)}"] if missing else []
     problems = []
-    if io_class == "i2v" and image is None:
+    if "image" in needs and image is None:
         problems.append(f"'{model_id}' is an image-to-video model: give --image")
-    if io_class != "i2v" and image is not None:
+    if "image" not in needs and image is not None:
         problems.append(f"'{model_id}' is a text-to-video model: --image is only for image-to-video models")
     if last_image is not None:
         problems.append(f"--last-image is only for first-last-frame models ({', '.join(LAST_IMAGE)}); "
                         f"'{model_id}' is {arch_id}")
+    return problems
+
+
+def _control_problems(arch_id: str, given: dict[str, bool]) -> list[str]:
+    """--control-video, --mask and --reference-image (``given``: which were): only where the architecture takes
+    them (Vace)."""
+    takes = family_for_architecture(arch_id).architectures[arch_id].takes
+    problems = []
+    if any(given[name] for name in CONTROL_INPUTS if name not in takes):
+        problems.append("--control-video, --mask and --reference-image are for Vace models")
+    if given["mask"] and not given["control_video"]:
+        problems.append("--mask needs --control-video")
     return problems
 
 
@@ -238,11 +251,10 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     for key in GUIDANCE_KEYS:
         if key in settings and key not in dict(non_finite) and _number(settings, key, float) < 0:
             problems.append(f"{key} {shown(settings[key])}: must not be negative")
-    problems += _image_problems(model_id, arch_id, arch.io_class, image, last_image)
-    if not arch_id.startswith("vace") and (control_video is not None or mask is not None or reference_images):
-        problems.append("--control-video, --mask and --reference-image are for Vace models")
-    if mask is not None and control_video is None:
-        problems.append("--mask needs --control-video")
+    problems += _image_problems(model_id, arch_id, image, last_image)
+    problems += _control_problems(arch_id, {"control_video": control_video is not None, "mask": mask is not None,
+                                            "reference_images": bool(reference_images)})
+    problems += family_for_architecture(arch_id).refusals(model_id, arch_id, settings)
     problems += _pipeline_problems(pipeline_kwargs or {})
     if problems:
         raise UsageError("; ".join(problems), hint="fix the flags or the definition's settings")

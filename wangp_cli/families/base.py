@@ -1,0 +1,149 @@
+"""What a model family provides to ``wangp generate``: the interface every ``families/<name>/`` package fills.
+
+A family is a package (WanGP's ``models/<family>/``, diffusers' ``pipelines/<name>/``) whose ``__init__.py`` holds
+one :class:`Family` object: data about the architectures it generates, plus hooks that live in the package's own
+modules and are imported only when called (so that ``wangp list`` never loads them):
+
+- ``convert.py``  the checkpoint side: ``recognises(tensors)``, ``config(tensors, embedded, arch_shape, where)``,
+  ``to_diffusers(tensors, qmap, config)``, ``model_class(config)``, ``mismatch(config, arch_shape)``
+- ``pipeline.py`` the diffusers side: ``parts(request, components)``, ``scheduler(pipe, request)``,
+  ``call_arguments(request)``
+- ``tiny.py``     tiny random models: ``KINDS`` (kind -> :class:`TinyKind`), ``components(kind)``,
+  ``to_original_layout(kind, state)``, ``to_diffusers_layout(kind, original)``, ``wangp_config(kind, model)``
+- ``lora.py``     (added by the LoRA work) and the second transformer of Wan 2.2 (added by the Wan 2.2 work).
+
+Every hook takes and returns plain values (dicts of tensors, config dicts, keyword arguments); torch, diffusers
+and transformers are imported inside the functions. The family-independent machinery (safetensors reading, quanto,
+memory profiles, timings, the runner) stays in ``wangp_cli/generate/`` and calls these hooks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+#: The media inputs a generation request can carry (``GenerateRequest`` attributes).
+MEDIA_INPUTS = ("image", "last_image", "control_video", "mask", "reference_images")
+
+
+@dataclass(frozen=True)
+class Generated:
+    """An architecture a family generates with diffusers."""
+
+    pipeline: str  # the diffusers pipeline class name
+    needs: tuple[str, ...] = ()  # media inputs the request must give (of MEDIA_INPUTS)
+    takes: tuple[str, ...] = ()  # media inputs it may give besides
+
+
+@dataclass(frozen=True)
+class TinyKind:
+    """A tiny random model of a family (tests, benchmarks, ``doctor``): what it stands for and how it is built."""
+
+    architecture: str  # the base architecture it stands in for by default
+    transformer: str  # the diffusers transformer class name
+    config: dict  # the diffusers transformer config (``Model(**config)``)
+    call: dict  # small-call keyword arguments that run on CPU
+    module_prefixes: tuple[str, ...] = ()  # original-layout keys WanGP ships in a separate module file
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family. ``package`` is the module path whose ``convert`` / ``pipeline`` / ``tiny`` modules hold
+    the hooks below; a family with other needs subclasses and overrides a method."""
+
+    name: str  # the registry's family (``Architecture.family``)
+    title: str  # as messages name it ("Wan", "HunyuanVideo")
+    package: str
+    architectures: dict[str, Generated]  # architecture id -> how it is generated
+    quantized_blocks: tuple[str, ...] = ()  # quanto ``include`` patterns for auto_quantize (the repeated blocks)
+    module_architectures: dict[str, str] = field(default_factory=dict)  # architecture -> the module its tiny
+    # definitions list (WanGP ships VACE 14B as a t2v file plus a module)
+
+    def part(self, name: str):
+        """The family's module ``name`` (``convert``, ``pipeline``, ``tiny``), imported on first use."""
+        return importlib.import_module(f"{self.package}.{name}")
+
+    # -- checkpoint: WanGP's original layout -> diffusers (convert.py) -------------------------------------------
+
+    def recognises(self, tensors: dict) -> bool:
+        """Whether original-layout tensor names are this family's."""
+        return self.part("convert").recognises(tensors)
+
+    def config(self, tensors: dict, embedded: dict, arch_shape: dict, where: str) -> dict:
+        """The diffusers transformer config from the tensor shapes and the file's embedded config (WanGP's or
+        diffusers' form, each value checked; errors name ``where``)."""
+        return self.part("convert").config(tensors, embedded, arch_shape, where)
+
+    def to_diffusers(self, tensors: dict, qmap: dict, config: dict) -> tuple[dict, dict]:
+        """Original-layout tensors and quanto int8 map -> diffusers names (tensors may be quanto ``_data`` /
+        ``_scale`` pieces; ``tensors`` and ``qmap`` are the caller's copies, free to change)."""
+        return self.part("convert").to_diffusers(tensors, qmap, config)
+
+    def model_class(self, config: dict):
+        """The diffusers transformer class for a config."""
+        return self.part("convert").model_class(config)
+
+    def mismatch(self, config: dict, arch_shape: dict) -> str | None:
+        """What makes weights of ``config`` unfit for the architecture's transformer (None: they fit)."""
+        return self.part("convert").mismatch(config, arch_shape)
+
+    # -- pipeline (pipeline.py) ----------------------------------------------------------------------------------
+
+    def pipeline_class(self, arch_id: str):
+        import diffusers
+
+        return getattr(diffusers, self.architectures[arch_id].pipeline)
+
+    def pipeline_parts(self, request, components) -> dict:
+        """Components loaded by the family itself (``from_pretrained`` keyword arguments), e.g. in fp32."""
+        return self.part("pipeline").parts(request, components)
+
+    def set_scheduler(self, pipe, request) -> None:
+        """WanGP's sampler settings (``flow_shift``, ``sample_solver``) applied to ``pipe.scheduler``."""
+        self.part("pipeline").scheduler(pipe, request)
+
+    def call_arguments(self, request) -> dict:
+        """The family's keyword arguments of the pipeline call from WanGP settings (guidance, negative prompt);
+        the runner adds prompt, size, frames, steps, generator and the media inputs."""
+        return self.part("pipeline").call_arguments(request)
+
+    # -- request checks --------------------------------------------------------------------------------------------
+
+    def refusals(self, model_id: str, arch_id: str, settings: dict) -> list[str]:
+        """Settings this family cannot generate with, each a message (the media inputs are checked from
+        :attr:`architectures`); nothing so far for Wan 2.1 and HunyuanVideo."""
+        return []
+
+    # -- tiny random models (tiny.py) --------------------------------------------------------------------------
+
+    @property
+    def tiny_kinds(self) -> dict[str, TinyKind]:
+        return self.part("tiny").KINDS
+
+    def tiny_components(self, kind: str) -> dict:
+        """The tiny pipeline's components but the transformer (seeded random weights, in-memory tokenizers)."""
+        return self.part("tiny").components(kind)
+
+    def to_original_layout(self, kind: str, state: dict) -> dict:
+        """A diffusers state dict in WanGP's original key layout (the exact inverse of :meth:`to_diffusers`)."""
+        return self.part("tiny").to_original_layout(kind, state)
+
+    def to_diffusers_layout(self, kind: str, original: dict) -> dict:
+        """Original-layout tensors converted back by diffusers' own converter (the round-trip check)."""
+        return self.part("tiny").to_diffusers_layout(kind, original)
+
+    def wangp_config(self, kind: str, model) -> dict:
+        """The WanGP-style config embedded in the tiny files (it carries the head count)."""
+        return self.part("tiny").wangp_config(kind, model)
+
+    # -- room for the next work ------------------------------------------------------------------------------------
+
+    def loras(self, arch_id: str):
+        """Added by the LoRA work (``lora.py``): the family's LoRA rules (the folder under ``loras/``, the key
+        converters of the formats WanGP users have, which transformer each multiplier phase targets)."""
+        raise NotImplementedError(f"{self.title} LoRAs are not applied yet")
+
+    def transformers(self, arch_id: str):
+        """Added by the Wan 2.2 work: the pipeline's transformer slots and the definition lists that fill them
+        (``transformer`` <- ``URLs``, ``transformer_2`` <- ``URLs2``). Until then every architecture has one."""
+        raise NotImplementedError("multiple transformers are not generated yet")
