@@ -69,7 +69,7 @@ DEFAULT_FPS = 16
 DEFAULT_FRAMES = (5, 4)
 
 ROW_KEYS = ("id", "name", "handler", "family", "group", "output", "audio", "class", "prompt_types", "fps", "frames",
-            "lora_dir", "pipeline", "defaults", "handler_keys")
+            "lora_dir", "pipeline", "defaults", "handler_keys", "urls2_keys")
 DEFAULTS_KEYS = ("URLs", "URLs2", "modules", "preload_URLs", "loras", "loras_multipliers", "text_encoder_URLs",
                  "text_encoder_folder", "VAE_URLs", "image_outputs", "visible", "dtype")
 HANDLER_KEYS = ("dtype", "image_outputs", "audio_only", "returns_audio", "i2v_class", "t2v_class", "vace_class",
@@ -344,8 +344,17 @@ def select_handler_keys(handler_def: dict, model: dict) -> dict:
     return selected
 
 
+def urls2_overlay(handler_def: dict, urls2_def: dict | None, model: dict) -> dict:
+    """What the handler answers differently for a definition of the type that adds a second transformer
+    (``URLs2``: WanGP's handlers key ``multiple_submodels``, guidance phases, ... on it): the changed keys only."""
+    if urls2_def is None:
+        return {}
+    plain, second = select_handler_keys(handler_def, model), select_handler_keys(urls2_def, model)
+    return {key: value for key, value in second.items() if plain.get(key, object()) != value}
+
+
 def build_row(base_type: str, handler_stem: str, family: str, handler_def: dict, lora_dir: str,
-              file_def: dict | None) -> dict:
+              file_def: dict | None, urls2_def: dict | None = None) -> dict:
     """One table row from the handler's answers and the defaults file (None when the type has none)."""
     model = (file_def or {}).get("model", {})
     merged = {**handler_def, **model}
@@ -367,6 +376,7 @@ def build_row(base_type: str, handler_stem: str, family: str, handler_def: dict,
         "pipeline": PIPELINES.get(base_type),
         "defaults": None if file_def is None else {key: model[key] for key in DEFAULTS_KEYS if key in model},
         "handler_keys": select_handler_keys(handler_def, model),
+        "urls2_keys": urls2_overlay(handler_def, urls2_def, model),
     }
     return {key: row[key] for key in ROW_KEYS}
 
@@ -386,11 +396,13 @@ def probe(src: Path, scratch: Path) -> tuple[list[dict], set[str]]:
             file_def = defaults.get(base_type)
             model = copy.deepcopy(file_def["model"]) if file_def else {"architecture": base_type}
             model["path"] = os.path.join("defaults", f"{base_type}.json")
-            handler_def = handler.query_model_def(base_type, model) or {}
+            handler_def = handler.query_model_def(base_type, copy.deepcopy(model)) or {}
+            urls2_def = None if "URLs2" in model else handler.query_model_def(
+                base_type, {**copy.deepcopy(model), "URLs2": ["second_transformer_bf16.safetensors"]}) or {}
             lora_path = handler.get_lora_dir(base_type, argparse.Namespace(), "loras")
             lora_dir = Path(os.path.relpath(lora_path, "loras")).as_posix()
             rows.append(build_row(base_type, handler_stem, handler.query_model_family(), handler_def, lora_dir,
-                                  file_def))
+                                  file_def, urls2_def))
     return rows, finder.stubbed
 
 

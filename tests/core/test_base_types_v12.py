@@ -18,7 +18,7 @@ SHARED_DEFAULTS = REPO_ROOT.parent / "shared" / "wangp-head" / "defaults"
 ROW_TYPES = {
     "id": str, "name": str, "handler": str, "family": str, "group": (str, type(None)), "output": str, "audio": bool,
     "class": str, "prompt_types": str, "fps": int, "frames": (list, type(None)), "lora_dir": str,
-    "pipeline": (str, type(None)), "defaults": (dict, type(None)), "handler_keys": dict,
+    "pipeline": (str, type(None)), "defaults": (dict, type(None)), "handler_keys": dict, "urls2_keys": dict,
 }
 #: Handler module stem -> query_model_family() (WanGP 12.60, models/**/<stem>_handler.py).
 HANDLER_FAMILIES = {

@@ -217,3 +217,26 @@ def test_list_text_shows_output_and_class_and_hidden_ones(home):
     assert header == ["id", "name", "architecture", "family", "output", "class", "present"]
     assert any(line.startswith("old_style (hidden) (invalid)") for line in result.stdout.splitlines())
     assert "WanGP 12 hides it" in result.stderr
+
+
+def test_a_second_transformer_changes_the_handler_keys_as_in_wangp(home):
+    arch = get_architecture("magi_human", "v12")
+    assert arch.keys_for({}).get("guidance_max_phases") == 1
+    assert arch.keys_for({"URLs2": ["x.safetensors"]})["guidance_max_phases"] == 2  # the SR stage: 2 phases
+    from wangp_cli.core.validation import validate_paths
+
+    path = write_definition(home, "magi_sr", {**finetune(architecture="magi_human", URLs="magi_human",
+                                                         URLs2=[HF + "magi_human_sr1080_bf16.safetensors"]),
+                                              "guidance_phases": 2})
+    found = validate_paths([str(path)], Home(home)).diagnostics
+    assert [d.message for d in found if d.code == "W8"] == []
+    path = write_definition(home, "magi_plain", {**finetune(architecture="magi_human", URLs="magi_human"),
+                                                 "guidance_phases": 2})
+    assert any("guidance_phases" in d.message for d in validate_paths([str(path)], Home(home)).diagnostics)
+
+
+def test_a_reference_to_a_definition_wangp_ships_says_how_to_get_it(home):
+    write_definition(home, "mine", finetune(architecture="ltx2_22B", URLs="ltx2_22B_distilled"))
+    with pytest.raises(WangpError, match="a definition WanGP ships, missing from this home: copy WanGP's "
+                                         "defaults/ltx2_22B_distilled.json"):
+        resolve_model(catalog(home), "mine", Preference("int8"))

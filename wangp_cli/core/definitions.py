@@ -17,7 +17,7 @@ from wangp_cli.core import jsonpos
 from wangp_cli.core.errors import NotFoundError, WangpError
 from wangp_cli.core.home import Home
 from wangp_cli.core.defaults import default_settings
-from wangp_cli.core.registry import DEFAULT_TARGET, get_architecture, hub_url
+from wangp_cli.core.registry import DEFAULT_TARGET, get_architecture, hub_url, shipped_definitions
 
 MAX_REFERENCE_DEPTH = 10  # WanGP: "Circular Reference in Model URLs dependencies" past this depth
 REFERENCE_PROPS = ("URLs", "modules", "preload_URLs", "loras")
@@ -367,7 +367,12 @@ class Catalog:
     def _follow(self, chain: list[str], current: Definition | None, prop: str) -> tuple[list, list[str]]:
         while True:
             if current is None:
-                raise DefinitionReferenceError(f"'{chain[-1]}' is neither a definition nor a base architecture", chain)
+                missing = chain[-1]
+                if missing in shipped_definitions(self.target):  # WanGP has the file, this home does not
+                    raise DefinitionReferenceError(
+                        f"'{missing}' is a definition WanGP ships, missing from this home: copy WanGP's "
+                        f"defaults/{missing}.json into {shown_path(self.home.defaults)}/", chain)
+                raise DefinitionReferenceError(f"'{missing}' is neither a definition nor a base architecture", chain)
             value = current.model.get(prop)
             if value is None:
                 return [], chain

@@ -75,6 +75,12 @@ class Architecture:
     defaults: dict | None = None  # the file keys of WanGP's defaults/<id>.json model subtree
     handler_keys: dict = field(default_factory=dict)  # what WanGP's handler sets (query_model_def)
     task_class: str = ""  # t2v, i2v, t2v+i2v, t2i (text to image), t2a (text to audio)
+    urls2_keys: dict = field(default_factory=dict)  # what the handler sets differently when a definition has URLs2
+
+    def keys_for(self, model: dict) -> dict:
+        """The handler's keys for a definition of this type (WanGP runs ``query_model_def`` on each one: a second
+        transformer, ``URLs2``, changes some of them)."""
+        return {**self.handler_keys, **self.urls2_keys} if "URLs2" in model and self.urls2_keys else self.handler_keys
 
     @property
     def urls(self) -> list[str]:
@@ -233,11 +239,29 @@ MODULES: dict[str, Module] = {
 _IO_CLASS = {"t2v": "t2v", "i2v": "i2v", "t2v+i2v": "t2v", "t2i": "t2v", "t2a": "t2v"}
 
 
+#: The generation fields of the WanGP 12 types that July did not have (Wan 2.2): where the components come from
+#: (never a transformer: Wan 2.2 A14B's ``transformer_2`` is the definition's ``URLs2``) and the transformer shape.
+_WAN_2_2_REPO = "Wan-AI/Wan2.2-{}-Diffusers"
+_V12_GENERATION = {
+    "t2v_2_2": _arch("t2v_2_2", "", "wan", "t2v", (), diffusers_repo=_WAN_2_2_REPO.format("T2V-A14B"),
+                     components=_WAN_T2V, transformer=_WAN_14B),
+    "i2v_2_2": _arch("i2v_2_2", "", "wan", "i2v", (), diffusers_repo=_WAN_2_2_REPO.format("I2V-A14B"),
+                     components=_WAN_T2V, transformer={**_WAN_14B, "in_channels": 36}),
+    "ti2v_2_2": _arch("ti2v_2_2", "", "wan", "t2v", (), diffusers_repo=_WAN_2_2_REPO.format("TI2V-5B"),
+                      components=_WAN_T2V, transformer={**_WAN_COMMON, "dim": 3072, "num_heads": 24, "ffn_dim": 14336,
+                                                        "num_layers": 30, "in_channels": 48, "out_channels": 48}),
+    "vace_14B_2_2": _arch("vace_14B_2_2", "", "wan", "t2v", (), diffusers_repo=_WAN_2_2_REPO.format("T2V-A14B"),
+                          components=_WAN_T2V, frames=(17, 737, 4),
+                          transformer={**_WAN_14B, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96}),
+}
+
+
 def _v12_architecture(row: dict) -> Architecture:
-    """One row of the v12 table; the types wangp generates keep the July generation fields (shapes, repos)."""
+    """One row of the v12 table; the types wangp generates keep the July generation fields (shapes, repos), the
+    Wan 2.2 ones take :data:`_V12_GENERATION`'s."""
     frames = row.get("frames") or [5, 4]
-    july = ARCHITECTURES.get(row["id"])
-    base = july if july is not None and july.exists_in("july") else None
+    july = _V12_GENERATION.get(row["id"]) or ARCHITECTURES.get(row["id"])
+    base = july if july is not None and (july.exists_in("july") or row["id"] in _V12_GENERATION) else None
     return Architecture(
         id=row["id"], name=row.get("name") or row["id"], family=row["family"],
         io_class=_IO_CLASS.get(row.get("class", "t2v"), "t2v"), files=(),
@@ -247,7 +271,8 @@ def _v12_architecture(row: dict) -> Architecture:
         since="v12", output=row.get("output", "video"), audio=bool(row.get("audio")), group=row.get("group"),
         handler=row.get("handler", ""), lora_dir=row.get("lora_dir") or row["family"], pipeline=row.get("pipeline"),
         prompt_types=row.get("prompt_types") or "", defaults=row.get("defaults"),
-        handler_keys=row.get("handler_keys") or {}, task_class=row.get("class", ""))
+        handler_keys=row.get("handler_keys") or {}, task_class=row.get("class", ""),
+        urls2_keys=row.get("urls2_keys") or {})
 
 
 @functools.lru_cache(maxsize=1)

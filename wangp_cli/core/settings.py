@@ -187,10 +187,32 @@ def export_settings(definition: Definition, catalog: Catalog, model_filename: st
     result["settings_version"] = settings_version
     if target != "v6" and definition.id != arch_id:
         result["base_model_type"] = arch_id
+    if form == "metadata":
+        result.update(transformer_loras(definition, catalog))
     if form in ("export", "metadata"):
         result["model_filename"] = model_filename
         result["model_type"] = definition.id
     return result
+
+
+def transformer_loras(definition: Definition, catalog: Catalog) -> dict:
+    """The definition's own LoRAs as WanGP records them in an output (``generate_media``: only when there are
+    some): ``transformer_loras_filenames`` (the entries as written) and ``transformer_loras_multipliers`` (padded
+    with 1.0, as ``get_transformer_loras``)."""
+    from wangp_cli.core.errors import WangpError
+    from wangp_cli.core.models import resolved_entries, resolved_list
+
+    try:
+        entries = resolved_entries(catalog, definition, "loras")
+        given = resolved_list(catalog, definition, "loras_multipliers") if catalog.target == "v12" else \
+            definition.model.get("loras_multipliers") or []
+    except WangpError:
+        return {}
+    if not entries:
+        return {}
+    given = given if isinstance(given, list) else []
+    return {"transformer_loras_filenames": entries,
+            "transformer_loras_multipliers": (list(given) + [1.0] * len(entries))[:len(entries)]}
 
 
 # -- WanGP 12 (target v12) ------------------------------------------------------------------------------------------
@@ -224,7 +246,7 @@ def model_traits(definition: Definition, target: str = "v12") -> ModelTraits | N
     traits = {"fps": arch.fps, "frames_minimum": arch.frames[0], "frames_steps": arch.frames[2],
               "image_prompt_types_allowed": arch.prompt_types, "audio_only": arch.output == "audio",
               "returns_audio": arch.audio, "image_outputs": arch.output == "image",
-              **arch.handler_keys, **definition.model}
+              **arch.keys_for(definition.model), **definition.model}
     return ModelTraits(arch.id, arch.handler, traits)
 
 
@@ -696,6 +718,7 @@ def _export_v12(definition: Definition, catalog: Catalog, model_filename: str, f
         result["creation_date"] = datetime.fromtimestamp(moment, timezone.utc).astimezone().isoformat(
             timespec="seconds")
         result["creation_timestamp"] = int(moment)
+        result.update(transformer_loras(definition, catalog))
     if form in ("export", "metadata"):
         result["model_filename"] = model_filename
         result["model_type"] = definition.id

@@ -203,7 +203,7 @@ class _Checker:
         arch = merged.get("architecture")
         self.arch = get_architecture(arch, self.target) if isinstance(arch, str) else None
         if self.v12:
-            self.context = {**(self.arch.handler_keys if self.arch else {}), **merged}
+            self.context = {**(self.arch.keys_for(merged) if self.arch else {}), **merged}
 
     # -- model subtree ---------------------------------------------------------------------------------------
     def check_model(self, model: dict) -> None:
