@@ -117,11 +117,11 @@ def test_messages_are_about_what_was_passed(bare):
     assert "--last-image is only for first-last-frame models" in result.stderr
     result = wangp("--home", bare, "generate", "-m", "flf2v_720p", "--image", "x.png")
     assert "'flf2v_720p' is a first-last-frame model: give --last-image" in result.stderr
-    (bare / "finetunes" / "t2v_2_2.json").write_text(json.dumps(
-        {"model": {"name": "Wan 2.2", "architecture": "t2v_2_2", "URLs": ["ckpts/x_bf16.safetensors"]}}))
-    result = wangp("--home", bare, "generate", "-m", "t2v_2_2")
+    (bare / "finetunes" / "chrono_edit.json").write_text(json.dumps(
+        {"model": {"name": "Chrono", "architecture": "chrono_edit", "URLs": ["ckpts/x_bf16.safetensors"]}}))
+    result = wangp("--home", bare, "generate", "-m", "chrono_edit")
     assert result.exit_code == 1
-    assert "'t2v_2_2' is not yet supported by wangp (wan; diffusers: WanPipeline)" in result.stderr
+    assert "'chrono_edit' is not yet supported by wangp (wan; diffusers: ChronoEditPipeline)" in result.stderr
     assert "based on" not in result.stderr
     result = wangp("--home", bare, "generate", "-m", "mine", "--shard", "0/2", "--force")
     assert result.exit_code == 2 and "--shard, --force only work with --manifest" in result.stderr

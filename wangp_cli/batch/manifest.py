@@ -49,7 +49,7 @@ MAX_QUEUE_JSON_BYTES = 64 << 20
 _UNSAFE_PART = re.compile(r"[\x00-\x1f\x7f\\:]")
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Keys a record may hold: ours, and every WanGP settings key (of July 2025 and later versions).
-KNOWN_KEYS = sorted({"id", *MODEL_KEYS, *MEDIA_KEYS, *MEDIA_KEYS.values(), "quantization", "dtype", *IGNORED_KEYS,
+KNOWN_KEYS = sorted({"id", "loras", *MODEL_KEYS, *MEDIA_KEYS, *MEDIA_KEYS.values(), "quantization", "dtype", *IGNORED_KEYS,
                      *FLAG_KEYS, *K.SETTINGS_KEYS, *K.LATER_SETTINGS_KEYS, *K.MEDIA_KEYS, *ATTACHMENT_KEYS})
 #: WanGP's media keys that wangp's pipelines do not take (kept in the settings, with a warning).
 UNUSED_MEDIA_KEYS = tuple(key for key in ATTACHMENT_KEYS if key not in MEDIA_KEYS.values())
@@ -338,6 +338,25 @@ def _media_paths(value, base: Path, key: str) -> Path | list[Path]:
     return one(value)
 
 
+def _lora_values(value, base: Path) -> list[str]:
+    """A record's ``loras`` (``--lora`` values: FILE_OR_URL[:MULTIPLIER]): a list of strings, local files relative
+    to the manifest's folder."""
+    from wangp_cli.core.variants import is_remote
+    from wangp_cli.generate.loras import split_flag
+
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise ManifestError("'loras' must be a list of FILE_OR_URL[:MULTIPLIER] strings",
+                            hint='e.g. "loras": ["fast.safetensors:1"]')
+    values = []
+    for item in items:
+        entry, token = split_flag(item.strip())
+        if not is_remote(entry) and not Path(entry).is_absolute():
+            entry = str(base / entry)
+        values.append(entry if token is None else f"{entry}:{token}")
+    return values
+
+
 def _preference_from_filename(filename: str) -> tuple[str, str | None]:
     from wangp_cli.core.variants import dtype_token
 
@@ -367,6 +386,9 @@ def normalise(record, index: int, line: int, base: Path) -> Job:
             value = given if given is not None else wangp_value
             if value not in (None, "", []):
                 job.media[ours] = _media_paths(value, base, ours)
+        given_loras = record.pop("loras", None)
+        if given_loras is not None:
+            job.media["loras"] = _lora_values(given_loras, base)
         job.quantization = record.pop("quantization", None)
         job.dtype = record.pop("dtype", None)
         filename = record.get("model_filename")

@@ -151,7 +151,7 @@ def export_for_wangp(catalog: Catalog, planned: list[Planned], folder: Path) -> 
         if item.error is None:
             path = Path(folder) / f"{item.job.id}.json"
             write_json(path, wangp_settings(catalog, item))
-            record.update(status="written", path=str(path), left_out=sorted(item.job.media))
+            record.update(status="written", path=str(path), left_out=sorted(set(item.job.media) - {"loras"}))  # loras: in activated_loras
         records.append(record)
     return records
 

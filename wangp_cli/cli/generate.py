@@ -102,6 +102,11 @@ def generate_command(
     = None,
     reference_image: Annotated[Optional[List[str]], typer.Option("--reference-image", help="Vace: reference "
                                                                  "image (repeatable).", show_default=False)] = None,
+    lora: Annotated[Optional[List[str]], typer.Option("--lora", metavar="FILE_OR_URL[:MULTIPLIER]", help="A LoRA "
+                                                      "to apply besides the definition's and the settings' "
+                                                      "(repeatable; a URL goes into the model's LoRA folder); "
+                                                      "MULTIPLIER in WanGP's syntax: 0.8, '1;0', '0.5,1'.",
+                                                      show_default=False)] = None,
     quantization: QuantizationOption = Quantization.int8,
     dtype: DtypeOption = Dtype.bf16,
     profile: Annotated[Optional[str], typer.Option(help=PROFILE_HELP, show_default=False)] = None,
@@ -169,7 +174,7 @@ def generate_command(
              "steps": steps, "guidance": guidance, "embedded_guidance": embedded_guidance, "flow_shift": flow_shift,
              "seed": seed}
     single = {"--finetune": finetune, "--image": image, "--last-image": last_image, "--control-video": control_video,
-              "--mask": mask, "--reference-image": reference_image, **{f"--{k.replace('_', '-')}": v
+              "--mask": mask, "--reference-image": reference_image, "--lora": lora, **{f"--{k.replace('_', '-')}": v
                                                                        for k, v in flags.items()}}
     if manifest is not None:
         given = [name for name, value in single.items() if value not in (None, [], ())]
@@ -193,7 +198,8 @@ def generate_command(
     request = build_request(catalog, finetune, flags, preference=preference,
                             image=image, last_image=last_image, control_video=control_video, mask=mask,
                             reference_images=reference_image or [], output=output, profile=profile,
-                            components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []), asked=asked)
+                            components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []), asked=asked,
+                            loras=lora or [])
     checked = preflight(catalog, request)  # before a seed is drawn or torch imported
     for message in checked.warnings:
         warn(message)

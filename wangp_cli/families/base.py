@@ -89,7 +89,9 @@ class Family:
 
     # -- pipeline (pipeline.py) ----------------------------------------------------------------------------------
 
-    def pipeline_class(self, arch_id: str):
+    def pipeline_class(self, arch_id: str, image: bool = False):
+        """The diffusers pipeline class of ``arch_id``; ``image``: the request gives a start image (a family whose
+        text model also takes an image, as Wan 2.2 TI2V 5B, switches pipelines on it)."""
         import diffusers
 
         return getattr(diffusers, self.architectures[arch_id].pipeline)
@@ -138,12 +140,17 @@ class Family:
 
     # -- room for the next work ------------------------------------------------------------------------------------
 
-    def loras(self, arch_id: str):
-        """Added by the LoRA work (``lora.py``): the family's LoRA rules (the folder under ``loras/``, the key
-        converters of the formats WanGP users have, which transformer each multiplier phase targets)."""
-        raise NotImplementedError(f"{self.title} LoRAs are not applied yet")
+    def loras(self):
+        """The family's LoRA rules (``lora.py``: the folder under ``loras/``, the key converters of the formats
+        WanGP users have), or None for a family whose LoRAs wangp does not apply yet."""
+        try:
+            return self.part("lora")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{self.package}.lora":
+                raise
+            return None
 
-    def transformers(self, arch_id: str):
-        """Added by the Wan 2.2 work: the pipeline's transformer slots and the definition lists that fill them
-        (``transformer`` <- ``URLs``, ``transformer_2`` <- ``URLs2``). Until then every architecture has one."""
-        raise NotImplementedError("multiple transformers are not generated yet")
+    def transformers(self, arch_id: str) -> dict[str, str]:
+        """The pipeline's transformer slots and the definition list that fills each: one by default, Wan 2.2 A14B
+        also ``transformer_2`` <- ``URLs2``."""
+        return {"transformer": "URLs"}

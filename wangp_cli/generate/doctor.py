@@ -49,8 +49,9 @@ def environment_report() -> dict:
     return {"versions": versions, "device": device, "ram_available_bytes": _ram_available(), "ffmpeg": ffmpeg}
 
 
-def self_test() -> dict:
-    """Generate 5 frames at 64x64 with a tiny random Wan model written in WanGP's layout, read the mp4 back."""
+def self_test(kind: str = "t2v") -> dict:
+    """Generate 5 frames at 64x64 with a tiny random model of ``kind`` (default Wan 2.1 t2v; ``"t2v_2_2"``: Wan 2.2
+    A14B, both transformers; ``"ti2v_2_2"``: TI2V 5B) written in WanGP's layout, read the mp4 back."""
     from wangp_cli.generate.tiny import make_home
 
     start = time.perf_counter()
@@ -62,7 +63,7 @@ def self_test() -> dict:
             from wangp_cli.generate.runner import Generator, preflight
             from wangp_cli.generate.video import probe_video
 
-            home = make_home(Path(folder))
+            home = make_home(Path(folder), kind)
             catalog = Catalog(Home(folder))
             request = build_request(catalog, home.model_id, {"frames": 5, "seed": 0}, preference=home.preference,
                                     output=Path(folder) / "outputs", pipeline_kwargs=home.pipeline_kwargs)

@@ -16,6 +16,7 @@ PIPELINES = pipelines()
 MANAGED_ARGUMENTS = {
     "prompt": "--prompt", "negative_prompt": "--negative-prompt", "height": "--resolution", "width": "--resolution",
     "num_frames": "--frames", "num_inference_steps": "--steps", "guidance_scale": "--guidance or --embedded-guidance",
+    "guidance_scale_2": "the setting guidance2_scale",
     "true_cfg_scale": "--guidance", "generator": "--seed", "image": "--image", "last_image": "--last-image",
     "video": "--control-video", "mask": "--mask", "reference_images": "--reference-image", "output_type": None,
     "callback_on_step_end": None,
@@ -23,8 +24,8 @@ MANAGED_ARGUMENTS = {
 #: Memory profiles, most VRAM first. ``cpu`` runs without an accelerator.
 PROFILES = {
     "gpu": "whole pipeline on the GPU (fastest, most VRAM)",
-    "offload": "model offload: each component moves to the GPU while it runs",
-    "group": "block-level group offloading of the transformer and text encoders (streams), rest on the GPU",
+    "offload": "model offload: each component moves to the GPU while it runs (Wan 2.2: one transformer at a time)",
+    "group": "block-level group offloading of the transformer(s) and text encoders (streams), rest on the GPU",
     "lowvram": "group offloading plus VAE tiling (least VRAM)",
     "cpu": "everything on the CPU (slow; for tests and tiny models)",
 }
@@ -62,6 +63,12 @@ def _module_bytes(module) -> int:
     for tensor in list(module.parameters()) + list(module.buffers()):
         total += tensor.numel() * tensor.element_size()
     return total
+
+
+def transformers(pipe) -> list:
+    """The pipeline's transformers (``transformer``, and ``transformer_2`` of Wan 2.2 A14B)."""
+    return [model for model in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None))
+            if model is not None]
 
 
 def pick_profile(pipe, requested: str | None) -> tuple[str, str]:
@@ -126,18 +133,29 @@ def apply_profile(pipe, profile: str, *, quantized: bool, warn=print) -> str:
     return profile
 
 
-def build_pipeline(request, transformer, components: Path, dtype):
-    """The diffusers pipeline of the architecture with our transformer and the folder's other components (those
-    the family loads itself passed in)."""
+def pipeline_class(request):
+    """The family's pipeline class for the request: the architecture's, or its image pipeline when an optional
+    start image is given (Wan 2.2 TI2V 5B)."""
+    family = family_for_architecture(request.architecture)
+    if request.image and "image" in family.architectures[request.architecture].takes:
+        return family.pipeline_class(request.architecture, image=True)
+    return family.pipeline_class(request.architecture)
+
+
+def build_pipeline(request, transformer, components: Path, dtype, transformer_2=None):
+    """The diffusers pipeline of the architecture with our transformer(s) and the folder's other components (those
+    the family loads itself passed in). ``transformer_2``: Wan 2.2 A14B's low-noise transformer (the family sets
+    the switch, ``boundary_ratio``, from the settings)."""
     import warnings
 
     family = family_for_architecture(request.architecture)
-    cls = family.pipeline_class(request.architecture)
+    cls = pipeline_class(request)
+    second = {"transformer_2": transformer_2} if transformer_2 is not None else {}
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = cls.from_pretrained(str(components), transformer=transformer, torch_dtype=dtype,
-                                       local_files_only=True, **family.pipeline_parts(request, components))
+                                       local_files_only=True, **second, **family.pipeline_parts(request, components))
     except (OSError, ValueError, TypeError) as exc:
         raise WangpError(f"cannot load the components in '{components}': {exc}", code="components",
                          hint="run 'wangp download' for the model, or point --components at a diffusers folder"
@@ -145,6 +163,12 @@ def build_pipeline(request, transformer, components: Path, dtype):
     pipe.set_progress_bar_config(disable=True)  # front ends show their own progress (Reporter.step)
     family.set_scheduler(pipe, request)
     return pipe
+
+
+def configure(pipe, request) -> None:
+    """Set the request's sampler settings on a built (or reused) pipeline: scheduler, ``flow_shift``, the Wan 2.2
+    transformer switch."""
+    family_for_architecture(request.architecture).set_scheduler(pipe, request)
 
 
 def _image(path: Path, size: tuple[int, int] | None = None):
@@ -221,12 +245,11 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
     import torch
 
     marks: dict = {}
-    transformer = pipe.transformer
 
     def first_forward(*_args, **_kwargs):
         marks.setdefault("denoise_start", time.perf_counter())
 
-    handle = transformer.register_forward_pre_hook(first_forward)
+    handles = [model.register_forward_pre_hook(first_forward) for model in transformers(pipe)]
 
     def step_end(_pipe, step, _timestep, callback_kwargs):
         marks["denoise_end"] = time.perf_counter()
@@ -244,7 +267,8 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
         with torch.inference_mode():
             output = pipe(**kwargs)
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     end = time.perf_counter()
     begin = marks.get("denoise_start", start)
     finish = marks.get("denoise_end", end)

@@ -21,6 +21,7 @@ from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
 from wangp_cli.families import FAMILIES, family_for_architecture
 from wangp_cli.generate.engine import MANAGED_ARGUMENTS, PIPELINES
+from wangp_cli.generate.loras import for_request
 
 #: Architectures wangp generates with (WanGP's documented finetune bases and their 1.3B / base siblings).
 SUPPORTED = tuple(PIPELINES)
@@ -90,6 +91,7 @@ class GenerateRequest:
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for the diffusers call
     random_seed: bool = False  # the settings asked for -1: ``seed`` is (or will be) drawn
     asked: tuple[str, ...] = ()  # the preference fields the user set ("quantization", "dtype")
+    loras: object = None  # generate.loras.LoraPlan: the definition's, the settings' and --lora's LoRAs
 
     def draw_seed(self) -> int:
         """The seed, drawn now when the settings ask for a random one (-1)."""
@@ -114,6 +116,15 @@ def _number(settings: dict, key: str, kind=int):
             not math.isfinite(value) or whole and not value.is_integer())):
         raise UsageError(f"setting '{key}' is {shown(value)}, not a {'whole ' if whole else 'finite '}number")
     return kind(value)
+
+
+def _fitted(arch, width: int, height: int) -> tuple[int, int]:
+    """The size WanGP renders: floored to the VAE block of models whose VAE needs more than 16 pixels (Wan 2.2
+    TI2V 5B: 32; WanGP records the asked resolution)."""
+    block = arch.handler_keys.get("vae_block_size")
+    if isinstance(block, int) and block > 16 and width >= block and height >= block:
+        return width // block * block, height // block * block
+    return width, height
 
 
 def _non_finite(data, where: str = "") -> list[tuple[str, float]]:
@@ -177,14 +188,15 @@ def _pipeline_problems(pipeline_kwargs: dict) -> list[str]:
 
 def _image_problems(model_id: str, arch_id: str, image, last_image) -> list[str]:
     """What the model needs or refuses among --image and --last-image, about what was actually given."""
-    needs = family_for_architecture(arch_id).architectures[arch_id].needs
+    generated = family_for_architecture(arch_id).architectures[arch_id]
+    needs = generated.needs
     if "last_image" in needs:
         missing = [option for option, value in (("--image", image), ("--last-image", last_image)) if value is None]
         return [f"'{model_id}' is a first-last-frame model: give {' and '.join(missing)}"] if missing else []
     problems = []
     if "image" in needs and image is None:
         problems.append(f"'{model_id}' is an image-to-video model: give --image")
-    if "image" not in needs and image is not None:
+    if "image" not in needs + generated.takes and image is not None:
         problems.append(f"'{model_id}' is a text-to-video model: --image is only for image-to-video models")
     if last_image is not None:
         problems.append(f"--last-image is only for first-last-frame models ({', '.join(LAST_IMAGE)}); "
@@ -207,12 +219,13 @@ def _control_problems(arch_id: str, given: dict[str, bool]) -> list[str]:
 def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *, preference: Preference | None = None,
                   image=None, last_image=None, control_video=None, mask=None, reference_images=(), output=None,
                   profile: str | None = None, components=None, pipeline_kwargs: dict | None = None,
-                  settings: dict | None = None, asked: tuple[str, ...] = ()) -> GenerateRequest:
+                  settings: dict | None = None, asked: tuple[str, ...] = (), loras=()) -> GenerateRequest:
     """Merge settings (architecture < definition < settings file < ``settings`` < flags) and check every value
     and input file; nothing is loaded, nothing is written.
 
     ``flags`` are keyed by :data:`FLAG_KEYS` names (``frames``, ``steps``, ...); None values are ignored.
     ``settings`` are WanGP settings keys (``video_length``, ``num_inference_steps``, ...), e.g. from a manifest.
+    ``loras``: ``--lora FILE_OR_URL[:MULTIPLIER]`` values, added to the settings' ``activated_loras``.
     """
     definition = catalog.get(model_id)
     arch_id = definition.architecture or ""
@@ -225,7 +238,8 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     overrides = {**(settings or {}),
                  **{FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None}}
     settings, _ = merged_settings(definition, catalog, {k: v for k, v in overrides.items() if v is not None})
-    width, height = parse_resolution(settings.get("resolution", "832x480"))
+    lora_plan = for_request(catalog, definition, arch, family_for_architecture(arch_id), settings, list(loras))
+    width, height = _fitted(arch, *parse_resolution(settings.get("resolution", "832x480")))
     frames = _number(settings, "video_length")
     steps = _number(settings, "num_inference_steps")
     seed = _number(settings, "seed")
@@ -267,4 +281,4 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         reference_images=[_media(p, *MEDIA["reference_images"]) for p in reference_images],
         output=Path(output) if output else None, profile=profile,
         components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}),
-        random_seed=seed == -1, asked=tuple(asked))
+        random_seed=seed == -1, asked=tuple(asked), loras=lora_plan)

@@ -45,6 +45,11 @@ class ModelFiles:
     components_missing: bool = False
     variant_count: int = 1  # transformer variants the definition lists
     entry: str = ""  # the chosen transformer entry as the definition writes it (a URL for hub files)
+    transformer2: list[str] = field(default_factory=list)  # Wan 2.2 A14B's low-noise transformer (URLs2, its own
+    # variant choice), then its modules
+    quantized2: bool = False
+    auto_quantize2: bool = False
+    loras: list[str] = field(default_factory=list)  # the LoRA files, in order (home-relative or absolute)
 
     def model_filename(self, target: str) -> str:
         """What the video's metadata calls the transformer: WanGP 12 the raw entry, WanGP 7 the file's name."""
@@ -53,7 +58,7 @@ class ModelFiles:
 
 #: The files of a definition that generation reads (the text encoder, VAE and preloads of WanGP's layout are
 #: not: diffusers takes those from the components folder).
-GENERATE_ROLES = ("transformer", "module")
+GENERATE_ROLES = ("transformer", "transformer2", "module", "lora")
 
 
 def components_folder(catalog: Catalog, request: GenerateRequest) -> Path:
@@ -68,25 +73,74 @@ def components_complete(folder: Path, arch_id: str, target: str = "july") -> boo
     return (folder / "model_index.json").is_file() and all((folder / name).is_dir() for name in arch.components)
 
 
+def _second_transformer(request: GenerateRequest, resolved: dict) -> list[dict]:
+    """The entries of the second transformer (URLs2, then the modules: a module's URLs2 file, else the module
+    file both submodels take, as WanGP's ``load_models``), [] without one; refused where the pipeline has no
+    slot for it, or needs it and the definition has none."""
+    from wangp_cli.generate.weights import transformer_slots
+
+    wanted, second = "transformer_2" in transformer_slots(request.architecture), resolved.get("transformer2")
+    if second and not wanted:
+        raise WangpError(f"'{request.model_id}' has a second transformer (URLs2), which the {request.architecture} "
+                         "pipeline does not take", code="unsupported",
+                         hint="remove URLs2, or base the definition on a Wan 2.2 A14B architecture")
+    if wanted and not second:
+        raise WangpError(f"'{request.model_id}' ({request.architecture}) lists no low-noise transformer (URLs2)",
+                         code="E5", hint=f"add the list of its base definition: \"URLs2\": \"{request.architecture}\"")
+    return [second] + [module.get("second", module) for module in resolved["modules"]] if second else []
+
+
 def model_files(catalog: Catalog, request: GenerateRequest) -> ModelFiles:
     resolved = resolve_model(catalog, request.model_id, request.preference)
     chosen = resolved["transformer"]
+    second = _second_transformer(request, resolved)
     entries = [chosen] + resolved["modules"]
-    unreadable = [e for e in entries if e.get("kind", "16-bit") not in READABLE_KINDS]
+    unreadable = [e for e in entries + second if e.get("kind", "16-bit") not in READABLE_KINDS]
     if unreadable:  # never fed to a loader as if it were 16-bit
         raise WangpError(f"'{request.model_id}': {unreadable[0]['path']} is a {unreadable[0]['kind']} checkpoint, "
                          "which wangp cannot load yet (16-bit and quanto int8 only)", code="format",
                          hint="pick another variant (--quantization none or int8) or a definition with a 16-bit file")
-    if resolved.get("transformer2"):
-        raise WangpError(f"'{request.model_id}' has a second transformer (URLs2), which wangp does not generate "
-                         "with yet", code="unsupported", hint="generate it in WanGP")
     folder = components_folder(catalog, request)
+    specs = request.loras.specs if request.loras else ()
     return ModelFiles(
         transformer=[e["path"] for e in entries], components=folder, dtype=chosen["dtype"],
         quantized=chosen["quantized"], auto_quantize=chosen["auto_quantize"],
-        missing=[e["path"] for e in entries if not e["present"]],
+        missing=list(dict.fromkeys(e["path"] for e in entries + second if not e["present"]))
+        + [s.path for s in specs if not _lora_present(catalog, s.path)],
         components_missing=not components_complete(folder, request.architecture, catalog.target),
-        variant_count=len(resolved["variants"]), entry=chosen["entry"])
+        variant_count=len(resolved["variants"]), entry=chosen["entry"], loras=[s.path for s in specs],
+        transformer2=[e["path"] for e in second], quantized2=bool(second and second[0]["quantized"]),
+        auto_quantize2=bool(second and second[0]["auto_quantize"]))
+
+
+def _lora_present(catalog: Catalog, path: str) -> bool:
+    return Path(path).is_file() if os.path.isabs(path) else catalog.home.exists(path)
+
+
+def _download_plan(catalog: Catalog, request: GenerateRequest, files: ModelFiles, network: bool | None = None):
+    """The download plan of a request: the definition's transformer, modules and LoRAs, plus the URLs of the
+    settings' and ``--lora``'s LoRAs (into the LoRA folder); LoRA files that are neither there nor downloadable
+    are a ``missing`` error."""
+    from wangp_cli.download import offline, resolve_plan
+    from wangp_cli.download.plan import FilePlan, build_plan, parse_hub_url
+
+    plan = build_plan(catalog, [request.model_id], request.preference, components=files.components_missing)
+    plan.files = [f for f in plan.files if f.role in GENERATE_ROLES]
+    planned = {f.dest for f in plan.files}
+    lost = []
+    for spec in request.loras.specs if request.loras else ():
+        if spec.path in planned or _lora_present(catalog, spec.path):
+            continue
+        if spec.url is None:
+            lost.append(spec.path)
+            continue
+        plan.files.append(FilePlan(dest=spec.path, source=spec.url, role="lora", owners=[request.model_id],
+                                   hub=parse_hub_url(spec.url)))
+        planned.add(spec.path)
+    if lost:
+        raise WangpError("missing LoRA files: " + ", ".join(lost), code="missing",
+                         hint="put them in the LoRA folder, or give their URL")
+    return resolve_plan(plan, catalog.home, network=not offline() if network is None else network)
 
 
 def _components_error(request: GenerateRequest) -> WangpError:
@@ -98,12 +152,11 @@ def fetch_missing(catalog: Catalog, request: GenerateRequest, files: ModelFiles)
     """Download what is missing through the download core (components only when their folder is incomplete)."""
     if not files.missing and not files.components_missing:
         return
-    from wangp_cli.download import download, offline, offline_error, plan_for
+    from wangp_cli.download import download, offline, offline_error
 
     if files.components_missing and request.components is not None:
         raise _components_error(request)
-    plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing,
-                    roles=GENERATE_ROLES)
+    plan = _download_plan(catalog, request, files)
     if offline() and plan.missing:
         raise offline_error(plan)
     download(plan, catalog.home)
@@ -224,10 +277,9 @@ def preflight(catalog: Catalog, request: GenerateRequest) -> Preflight:
         raise _components_error(request)
     download = []
     if files.missing or files.components_missing:
-        from wangp_cli.download import offline, offline_error, plan_for
+        from wangp_cli.download import offline, offline_error
 
-        plan = plan_for(catalog, [request.model_id], request.preference, components=files.components_missing,
-                        network=False, roles=GENERATE_ROLES)
+        plan = _download_plan(catalog, request, files, network=False)
         lost = [f.dest for f in plan.missing if f.local]
         if lost:
             raise WangpError("missing local files: " + ", ".join(lost), code="missing",
@@ -267,10 +319,12 @@ class Generator:
         self._key = None
         self._pipe = None
         self._placement = ("cpu", "cpu")
+        self._loras = None  # generate.loras.AttachedLoras of the loaded pipeline
 
     @staticmethod
     def _request_key(request: GenerateRequest, files: ModelFiles) -> tuple:
-        return request.model_id, request.preference, str(files.components), request.profile
+        return (request.model_id, request.preference, str(files.components), request.profile, tuple(files.loras),
+                request.image is not None)  # TI2V 5B: another pipeline class with a start image
 
     def _pipeline(self, request: GenerateRequest, files: ModelFiles):
         from wangp_cli.generate import engine
@@ -285,19 +339,49 @@ class Generator:
         arch = get_architecture(request.architecture, self.catalog.target)
         loaded = load_transformer([home.resolve(p) for p in files.transformer], engine.torch_dtype(files.dtype),
                                   arch_shape=arch.transformer, quantize=files.auto_quantize)
-        pipe = engine.build_pipeline(request, loaded.model, files.components, engine.torch_dtype(files.dtype))
+        second = load_transformer([home.resolve(p) for p in files.transformer2], engine.torch_dtype(files.dtype),
+                                  arch_shape=arch.transformer, quantize=files.auto_quantize2) \
+            if files.transformer2 else None  # Wan 2.2 A14B's low-noise transformer
+        pipe = engine.build_pipeline(request, loaded.model, files.components, engine.torch_dtype(files.dtype),
+                                     transformer_2=second.model if second else None)
+        self._loras = self._attach_loras(pipe, request, files)  # before placement: offloading sees the adapters
         profile, device = engine.pick_profile(pipe, request.profile)
         if device == "cpu":
             self.reporter.warn("no CUDA GPU: running on the CPU (slow; fine for tiny models)")
-        profile = engine.apply_profile(pipe, profile, quantized=loaded.quantized, warn=self.reporter.warn)
+        profile = engine.apply_profile(pipe, profile, quantized=loaded.quantized or bool(second and second.quantized),
+                                       warn=self.reporter.warn)
         self._key, self._pipe, self._placement = key, pipe, (profile, device)
         return pipe
+
+    def _attach_loras(self, pipe, request: GenerateRequest, files: ModelFiles):
+        """The request's LoRAs attached to the pipeline's transformer(s) (None without LoRAs)."""
+        if not files.loras:
+            return None
+        from wangp_cli.families import family_for_architecture
+        from wangp_cli.generate import loras
+
+        rules = family_for_architecture(request.architecture).loras()
+        home = self.catalog.home
+        transformers = [t for t in (pipe.transformer, getattr(pipe, "transformer_2", None)) if t is not None]
+        return loras.load(request.loras.specs, lambda spec: spec.path if os.path.isabs(spec.path)
+                          else home.resolve(spec.path), transformers, rules.to_diffusers)
+
+    def _lora_steps(self, pipe, request: GenerateRequest):
+        """The LoRA weights of each step for this request (None without LoRAs), step 0's already set."""
+        if self._loras is None:
+            return None
+        from wangp_cli.generate.loras import StepWeights, scheduler_timesteps
+
+        stepper = StepWeights(self._loras, request.loras.for_timesteps(scheduler_timesteps(pipe.scheduler,
+                                                                                          request.steps)))
+        stepper.apply(0)
+        return stepper
 
     def close(self) -> None:
         """Drop the loaded pipeline (and its GPU memory)."""
         if self._pipe is None:
             return
-        self._key = self._pipe = None
+        self._key = self._pipe = self._loras = None
         import gc
         import sys
 
@@ -324,7 +408,15 @@ class Generator:
         timings["load"] = time.perf_counter() - mark
         self.reporter.stage("load", timings["load"])
         profile, device = self._placement
-        result = engine.run(pipe, request, device=device, profile=profile, on_step=self.reporter.step)
+        engine.configure(pipe, request)  # this request's sampler and transformer switch (a reused pipeline too)
+        stepper = self._lora_steps(pipe, request)
+
+        def on_step(done: int, total: int) -> None:
+            if stepper is not None:
+                stepper.step_end(done - 1)  # the weights of the next step
+            self.reporter.step(done, total)
+
+        result = engine.run(pipe, request, device=device, profile=profile, on_step=on_step)
         for name in ("encode", "denoise", "decode"):
             timings[name] = result.timings[name]
             self.reporter.stage(name, timings[name])
@@ -349,7 +441,9 @@ class Generator:
         record = {
             "path": str(path), "model": request.model_id, "architecture": request.architecture,
             "seed": request.seed, "width": request.width, "height": request.height, "frames": request.frames,
-            "fps": request.fps, "transformer": files.transformer, "quantized": files.quantized or files.auto_quantize,
+            "fps": request.fps, "transformer": files.transformer,
+            **({"transformer2": files.transformer2} if files.transformer2 else {}),
+            "quantized": files.quantized or files.auto_quantize,
             "dtype": files.dtype, "device": result.device, "profile": result.profile,
             "model_reused": rendering.reused, "timings": {k: round(v, 4) for k, v in timings.items()},
             "peak_memory": result.peak_memory, "metadata_shortened": shortened, "settings": metadata,

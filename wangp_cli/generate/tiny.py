@@ -27,7 +27,7 @@ import copy
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wangp_cli.families import FAMILIES, family_for_kind
@@ -35,7 +35,18 @@ from wangp_cli.families import FAMILIES, family_for_kind
 _KIND_FAMILY = {kind: family for family in FAMILIES.values() for kind in family.tiny_kinds}
 _TINY = {kind: family.tiny_kinds[kind] for kind, family in _KIND_FAMILY.items()}
 
-KINDS = tuple(_TINY)
+
+def _slots(kind: str) -> dict[str, str]:
+    from wangp_cli.generate.weights import transformer_slots
+
+    return transformer_slots(_TINY[kind].architecture)
+
+
+#: Kinds with two transformers (Wan 2.2 A14B: ``transformer`` from URLs, ``transformer_2`` from URLs2).
+DUAL_KINDS = tuple(kind for kind in _TINY if len(_slots(kind)) > 1)
+#: Kinds with one transformer (the single-model tests and benchmarks run over them); :data:`ALL_KINDS` both.
+KINDS = tuple(kind for kind in _TINY if kind not in DUAL_KINDS)
+ALL_KINDS = tuple(_TINY)
 WAN_KINDS = tuple(FAMILIES["wan"].tiny_kinds)
 HUNYUAN_KINDS = tuple(FAMILIES["hunyuan"].tiny_kinds)
 #: The architecture a tiny kind stands in for by default.
@@ -99,17 +110,20 @@ def _pipeline_class(kind: str):
 
 
 def make_components(kind: str, folder: Path) -> Path:
-    """Save the tiny diffusers pipeline of ``kind`` to ``folder`` without its ``transformer/`` subfolder.
+    """Save the tiny diffusers pipeline of ``kind`` to ``folder`` without its ``transformer/`` subfolder (nor
+    ``transformer_2/``: Wan 2.2 A14B).
 
     ``model_index.json`` still names the transformer class (as a ``*-Diffusers`` Hub repo does); every other
     component (text encoder(s), tokenizer(s), VAE, scheduler, image encoder / processor) is saved. Returns ``folder``.
     """
     family = _check_kind(kind)
     folder = Path(folder)
+    transformers = {slot: make_transformer(kind, seed) for seed, slot in enumerate(_slots(kind))}
     with offline():
-        pipe = _pipeline_class(kind)(transformer=make_transformer(kind), **family.tiny_components(kind))
+        pipe = _pipeline_class(kind)(**transformers, **family.tiny_components(kind))
         pipe.save_pretrained(folder)
-    shutil.rmtree(folder / "transformer")
+    for slot in transformers:
+        shutil.rmtree(folder / slot)
     return folder
 
 
@@ -258,13 +272,14 @@ def write_quantized(kind: str, model, path: Path, dtype: str = "bf16", config: d
     return path
 
 
-def reference_pipeline(kind: str, components: Path, transformer):
+def reference_pipeline(kind: str, components: Path, transformer, **extra):
     """The plain diffusers pipeline: ``PipelineClass.from_pretrained(components, transformer=transformer,
-    local_files_only=True)``, offline, progress bar off."""
+    local_files_only=True, **extra)`` (``extra``: e.g. ``transformer_2=``, ``boundary_ratio=``), offline, progress
+    bar off."""
     _check_kind(kind)
     with offline():
         pipe = _pipeline_class(kind).from_pretrained(Path(components), transformer=transformer,
-                                                     local_files_only=True)
+                                                     local_files_only=True, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -291,16 +306,27 @@ class TinyHome:
     components: Path
     preference: object  # the Preference under which wangp picks exactly these files
     pipeline_kwargs: dict  # extra call arguments for the tiny text encoders (sequence length, template)
+    model2: object = None  # Wan 2.2 A14B: the low-noise transformer (URLs2), else None
+    files2: list[Path] = field(default_factory=list)  # its file (URLs2)
+
+
+def _file_name(architecture: str, slot: str, quantized: bool, dtype: str) -> str:
+    part = "_low" if slot == "transformer_2" else ""
+    return (f"tiny_{architecture}{part}_{'quanto_' if quantized else ''}{dtype}{'_int8' if quantized else ''}"
+            ".safetensors")
 
 
 def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = None, quantized: bool = False,
               dtype: str = "bf16", seed: int = 0, components: Path | None = None,
-              model_id: str | None = None, model=None, target: str | None = None) -> TinyHome:
+              model_id: str | None = None, model=None, target: str | None = None, model2=None,
+              settings: dict | None = None) -> TinyHome:
     """Write ``finetunes/<model_id>.json`` (a local-path definition of ``architecture``), its transformer file in
     WanGP's layout (16-bit, or quanto int8 when ``quantized``), the VACE module where the architecture has one, and
     the components under ``ckpts/<diffusers repo name>`` (copied from ``components`` when given). ``model``: a
     diffusers transformer of ``kind``'s class to write instead of :func:`make_transformer`'s (another size).
-    ``target``: the WanGP version whose architecture ids to use (default: the CLI's)."""
+    Two-transformer kinds (:data:`DUAL_KINDS`) write the second one too (``URLs2``; ``model2``, default seed + 1).
+    ``settings``: added to the definition's settings. ``target``: the WanGP version whose architecture ids to use
+    (default: the CLI's)."""
     from wangp_cli.core.definitions import Catalog
     from wangp_cli.core.home import Home
     from wangp_cli.core.jsonio import write_json
@@ -316,11 +342,12 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     arch = get_architecture(architecture, target)
     if arch is None or arch.diffusers_repo is None:
         raise ValueError(f"unknown architecture {architecture!r}")
-    name = f"tiny_{architecture}_{'quanto_' if quantized else ''}{dtype}{'_int8' if quantized else ''}.safetensors"
-    relative = f"ckpts/{name}"
+    slots = _slots(kind)  # slot -> the definition list (URLs, URLs2)
+    relative = {slot: f"ckpts/{_file_name(architecture, slot, quantized, dtype)}" for slot in slots}
     definition = {"model": {"name": f"Tiny {architecture} (random weights)", "architecture": architecture,
-                            "description": "A tiny random model for offline tests.", "URLs": [relative]},
-                  **TINY_SETTINGS}
+                            "description": "A tiny random model for offline tests.",
+                            **{prop: [relative[slot]] for slot, prop in slots.items()}},
+                  **TINY_SETTINGS, **(settings or {})}
     if MODULE_ARCHITECTURES.get(architecture):
         definition["model"]["modules"] = [MODULE_ARCHITECTURES[architecture]]
     (root / "finetunes").mkdir(parents=True, exist_ok=True)
@@ -329,11 +356,14 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     preference = Preference(quantization="int8" if quantized else "none", dtype=dtype)
     resolved = resolve_model(Catalog(Home(root), target), model_id, preference)
     module = Path(root / resolved["modules"][0]["path"]) if resolved["modules"] else None
-    model = model if model is not None else make_transformer(kind, seed)
+    models = {"transformer": model if model is not None else make_transformer(kind, seed)}
+    if "transformer_2" in slots:
+        models["transformer_2"] = model2 if model2 is not None else make_transformer(kind, seed + 1)
     writer = write_quantized if quantized else write_transformer
     if module is not None and resolved["modules"][0]["quantized"] != quantized:
         raise ValueError(f"the registry has no {'quantized' if quantized else '16-bit'} {dtype} module file")
-    writer(kind, model, root / relative, dtype, vace_module_path=module)
+    for slot, written in models.items():
+        writer(kind, written, root / relative[slot], dtype, vace_module_path=module if slot == "transformer" else None)
     target = root / "ckpts" / arch.diffusers_repo.split("/")[-1]
     if components is not None:
         if Path(components).resolve() != target.resolve():
@@ -342,7 +372,8 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
         make_components(kind, target)
     call = CALL_KWARGS[kind]
     extra = {key: copy.deepcopy(call[key]) for key in ("max_sequence_length", "prompt_template") if key in call}
-    return TinyHome(root=root, model_id=model_id, kind=kind, architecture=architecture, model=model,
-                    files=[root / relative] + ([module] if module else []), components=target,
-                    preference=preference, pipeline_kwargs=extra)
-
+    return TinyHome(root=root, model_id=model_id, kind=kind, architecture=architecture,
+                    model=models["transformer"], files=[root / relative["transformer"]] + ([module] if module else []),
+                    components=target, preference=preference, pipeline_kwargs=extra,
+                    model2=models.get("transformer_2"),
+                    files2=[root / relative["transformer_2"]] if "transformer_2" in slots else [])

@@ -181,3 +181,12 @@ def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | 
             freeze(model)
     model.eval()
     return LoadedTransformer(model, family, config, bool(qmap) or quantize, dtype)
+
+
+def transformer_slots(arch_id: str) -> dict[str, str]:
+    """The pipeline's transformer slots and the definition list that fills each (``{"transformer": "URLs"}``, and
+    ``"transformer_2": "URLs2"`` for Wan 2.2 A14B): the family's ``transformers`` hook."""
+    from wangp_cli.families import family_for_architecture
+
+    family = family_for_architecture(arch_id)
+    return dict(family.transformers(arch_id)) if family is not None else {"transformer": "URLs"}

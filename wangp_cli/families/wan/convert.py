@@ -86,11 +86,14 @@ def model_class(config: dict):
 
 
 def mismatch(config: dict, arch_shape: dict) -> str | None:
-    """Image conditioning and VACE blocks must be the architecture's."""
+    """Image conditioning, VACE blocks and the input channels must be the architecture's."""
     if ("image_dim" in arch_shape) != ("image_dim" in config):
         return ("a text-to-video transformer, the architecture is image-to-video" if "image_dim" in arch_shape
                 else "an image-to-video transformer, the architecture is text-to-video")
     if bool(arch_shape.get("vace_layers")) != bool(config.get("vace_layers")):
         return ("no VACE blocks (is the VACE module listed in 'modules'?)" if arch_shape.get("vace_layers")
                 else "VACE blocks, the architecture has none")
+    expected = arch_shape.get("in_channels")
+    if expected and config["in_channels"] != expected:  # Wan 2.2: t2v 16, i2v 36, TI2V 5B 48 latent channels
+        return f"{config['in_channels']} input channels, the architecture's transformer takes {expected}"
     return None

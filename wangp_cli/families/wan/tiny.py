@@ -1,5 +1,7 @@
 """Tiny random Wan models: ``t2v``, ``i2v``, ``flf2v`` (first and last frame) and ``vace`` (diffusers' pipeline test
-sizes, head dim 16 for optimum-quanto's CPU kernels, at least 5 blocks so that WanGP-style quantization applies)."""
+sizes, head dim 16 for optimum-quanto's CPU kernels, at least 5 blocks so that WanGP-style quantization applies);
+Wan 2.2: ``t2v_2_2`` and ``i2v_2_2`` (two transformers of the same shape, the Wan 2.1 VAE; i2v without CLIP) and
+``ti2v_2_2`` (48 latent channels, the Wan 2.2 VAE: patch 2, 16x spatial compression)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ _CONFIG = {"patch_size": (1, 2, 2), "num_attention_heads": 2, "attention_head_di
            "out_channels": 16, "text_dim": TEXT_DIM, "freq_dim": 256, "ffn_dim": 32, "num_layers": 5,
            "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 32}
 _I2V = dict(_CONFIG, in_channels=36, image_dim=CLIP_VISION_DIM, added_kv_proj_dim=32)
+#: Wan 2.2 VAE latent channels (TI2V 5B).
+Z_DIM_2_2 = 48
 _CALL = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 2, "guidance_scale": 5.0,
          "max_sequence_length": 16}
 #: The VACE module file of WanGP's VACE 14B holds these keys (the main file is a t2v file).
@@ -29,7 +33,15 @@ KINDS = {
     "vace": TinyKind("vace_14B", "WanVACETransformer3DModel",
                      dict(_CONFIG, num_layers=10, vace_layers=[0, 2, 4, 6, 8], vace_in_channels=96), dict(_CALL),
                      module_prefixes=VACE_MODULE),
+    # Wan 2.2 A14B: the high-noise transformer; the low-noise one has the same config (another seed)
+    "t2v_2_2": TinyKind("t2v_2_2", "WanTransformer3DModel", dict(_CONFIG), dict(_CALL)),
+    "i2v_2_2": TinyKind("i2v_2_2", "WanTransformer3DModel", dict(_CONFIG, in_channels=36), dict(_CALL)),
+    "ti2v_2_2": TinyKind("ti2v_2_2", "WanTransformer3DModel",
+                         dict(_CONFIG, in_channels=Z_DIM_2_2, out_channels=Z_DIM_2_2), dict(_CALL)),
 }
+#: Pipeline configuration of the Wan 2.2 kinds (saved in model_index.json as the Hub repos have it).
+PIPELINE_CONFIG = {"t2v_2_2": {"boundary_ratio": 0.875}, "i2v_2_2": {"boundary_ratio": 0.9},
+                   "ti2v_2_2": {"expand_timesteps": True}}
 
 
 def _t5_tokenizer():
@@ -39,14 +51,21 @@ def _t5_tokenizer():
 
 
 def components(kind: str) -> dict:
-    """VAE, UniPC scheduler, UMT5 encoder and tokenizer; CLIP image encoder and processor for the image kinds."""
+    """VAE, UniPC scheduler, UMT5 encoder and tokenizer; CLIP image encoder and processor for the Wan 2.1 image
+    kinds; the Wan 2.2 pipelines' configuration (``boundary_ratio``, ``expand_timesteps``)."""
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    if kind == "ti2v_2_2":  # the Wan 2.2 VAE: residual blocks, 2x2 patches of 12 channels, 16x spatial
+        vae = AutoencoderKLWan(base_dim=12, z_dim=Z_DIM_2_2, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               temperal_downsample=[False, True, True], is_residual=True, in_channels=12,
+                               out_channels=12, patch_size=2, scale_factor_spatial=16,
+                               latents_mean=[0.0] * Z_DIM_2_2, latents_std=[1.0] * Z_DIM_2_2)
+    else:
+        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               temperal_downsample=[False, True, True])
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                         num_train_timesteps=1000, flow_shift=3.0)
     torch.manual_seed(0)
@@ -54,7 +73,8 @@ def components(kind: str) -> dict:
                                                num_heads=4, relative_attention_num_buckets=8,
                                                relative_attention_max_distance=16, pad_token_id=0,
                                                eos_token_id=1, decoder_start_token_id=0))
-    parts = {"vae": vae, "scheduler": scheduler, "text_encoder": text_encoder, "tokenizer": _t5_tokenizer()}
+    parts = {"vae": vae, "scheduler": scheduler, "text_encoder": text_encoder, "tokenizer": _t5_tokenizer(),
+             **PIPELINE_CONFIG.get(kind, {})}
     if kind in ("i2v", "flf2v"):
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
@@ -90,4 +110,8 @@ def wangp_config(kind: str, model) -> dict:
     return {"_class_name": "WanModel", "dim": c.num_attention_heads * c.attention_head_dim, "ffn_dim": c.ffn_dim,
             "freq_dim": c.freq_dim, "in_dim": c.in_channels, "out_dim": c.out_channels,
             "num_heads": c.num_attention_heads, "num_layers": c.num_layers, "text_len": 512, "eps": 1e-06,
-            "model_type": "t2v" if kind in ("t2v", "vace") else kind}
+            "model_type": _MODEL_TYPES.get(kind, kind)}
+
+
+#: WanGP's ``model_type`` in the embedded config (VACE's main file is a t2v file; Wan 2.2 A14B i2v is "i2v2_2").
+_MODEL_TYPES = {"t2v": "t2v", "vace": "t2v", "t2v_2_2": "t2v", "i2v_2_2": "i2v2_2", "ti2v_2_2": "ti2v2_2"}
