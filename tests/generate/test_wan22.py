@@ -196,11 +196,16 @@ def test_the_switch_happens_where_switch_threshold_puts_it(components, tmp_path)
         request = build_request(catalog, home.model_id, {"steps": STEPS, "seed": 1}, preference=home.preference,
                                 pipeline_kwargs=home.pipeline_kwargs, settings={"switch_threshold": threshold})
         calls = _runs(generator, request)
-        assert generator._pipe.config.boundary_ratio == threshold / 1000
+        assert generator._pipe.config.boundary_ratio == pytest.approx(threshold / 1000, abs=1e-5)
         assert [t for _, t in calls[::2]] == timesteps  # two calls a step (classifier-free guidance)
-        assert all((slot == "transformer") == (t >= threshold) for slot, t in calls)
+        assert all((slot == "transformer") == (t > threshold) for slot, t in calls)  # WanGP: low at t <= threshold
         first_low = next(i for i, (slot, _) in enumerate(calls[::2]) if slot == "transformer_2")
         assert first_low == after == switch_steps(timesteps, 2, threshold, 0)[0]  # WanGP's step too
+    tie = timesteps[1]  # a threshold equal to a timestep: WanGP (t <= threshold) runs that step low-noise
+    request = build_request(catalog, home.model_id, {"steps": STEPS, "seed": 1}, preference=home.preference,
+                            pipeline_kwargs=home.pipeline_kwargs, settings={"switch_threshold": tie})
+    slots = [slot for slot, _ in _runs(generator, request)[::2]]
+    assert slots.index("transformer_2") == 1 == switch_steps(timesteps, 2, tie, 0)[0]
     one_phase = build_request(catalog, home.model_id, {"steps": STEPS, "seed": 1}, preference=home.preference,
                               pipeline_kwargs=home.pipeline_kwargs, settings={"guidance_phases": 1})
     assert {slot for slot, _ in _runs(generator, one_phase)} == {"transformer"}  # WanGP switches in phase 2 only

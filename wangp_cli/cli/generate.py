@@ -224,6 +224,10 @@ def generate_command(
         emit(record["path"])
 
 
+def _weights_row(paths: list[str], quantized: bool, dtype: str, note: str = "") -> str:
+    return ", ".join(paths) + f" ({'int8 ' if quantized else ''}{dtype}{note})"
+
+
 def _print_plan(request, checked, format: DataFormat) -> None:
     """``generate -m ID --dry-run``: what would run, after every check, without loading anything."""
     from wangp_cli.generate.request import shown
@@ -232,6 +236,8 @@ def _print_plan(request, checked, format: DataFormat) -> None:
     seed = None if request.seed == -1 else request.seed
     plan = {"status": "valid", "model": request.model_id, "architecture": request.architecture,
             "transformer": files.transformer, "quantized": files.quantized or files.auto_quantize,
+            **({"transformer2": files.transformer2, "quantized2": files.quantized2 or files.auto_quantize2}
+               if files.transformer2 else {}),
             "dtype": files.dtype, "width": request.width, "height": request.height, "frames": request.frames,
             "fps": request.fps, "steps": request.steps, "seed": seed, "output": str(checked.output),
             "download": checked.download, "warnings": checked.warnings, "settings": request.settings}
@@ -240,7 +246,9 @@ def _print_plan(request, checked, format: DataFormat) -> None:
     output = str(checked.output) + ("" if checked.output.suffix.lower() == ".mp4" else
                                     "/<time>_seed<seed>_<prompt>.mp4")
     rows = [("model", f"{request.model_id} ({request.architecture})"),
-            ("transformer", ", ".join(files.transformer) + f" ({'int8 ' if plan['quantized'] else ''}{files.dtype})"),
+            ("transformer", _weights_row(files.transformer, plan["quantized"], files.dtype)),
+            *([("transformer2", _weights_row(files.transformer2, plan["quantized2"], files.dtype, ", low noise"))]
+              if files.transformer2 else []),
             ("video", f"{request.width}x{request.height}, {request.frames} frames at {request.fps} fps, "
                       f"{request.steps} steps, seed {'random' if seed is None else seed}"),
             ("prompt", shown(request.settings.get("prompt", ""), 70)),

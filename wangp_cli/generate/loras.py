@@ -184,10 +184,14 @@ class LoraPlan:
         """The weight of every LoRA (outer) at every step (inner)."""
         return [M.per_step(schedule, num_steps, switch_step, switch_step2) for schedule in self.schedules]
 
-    def for_timesteps(self, timesteps: list[float]) -> list[list[float]]:
+    def for_timesteps(self, timesteps: list[float], model_switch: int | None = None) -> list[list[float]]:
         """:meth:`per_step` with the switch steps where WanGP puts them (the first timestep at or below each
-        threshold, for the guidance phases of the settings)."""
+        threshold, for the guidance phases of the settings); ``model_switch``: the step where the pipeline
+        really hands over to its second transformer, which then ends phase 1 (so that ``"1;0"`` is the
+        high-noise transformer's, even where diffusers switches one step later than WanGP)."""
         first, second = M.switch_steps(timesteps, self.guidance_phases, *self.thresholds)
+        if model_switch is not None and self.guidance_phases == 2:
+            first = model_switch
         return self.per_step(len(timesteps), first, second)
 
     def is_constant(self, num_steps: int, switch_step: int | None = None, switch_step2: int | None = None) -> bool:
@@ -459,6 +463,17 @@ class StepWeights:
         """Called when step ``step`` (0-based) finished."""
         if step + 1 < self.steps:
             self.apply(step + 1)
+
+
+def model_switch_step(pipe, timesteps: list[float]) -> int | None:
+    """The step where a two-transformer pipeline hands over to ``transformer_2`` (diffusers: the first timestep
+    below ``boundary_ratio · num_train_timesteps``; WanGP switches at or below ``switch_threshold``), None with
+    one transformer."""
+    ratio = getattr(pipe.config, "boundary_ratio", None)
+    if getattr(pipe, "transformer_2", None) is None or ratio is None:
+        return None
+    boundary = ratio * pipe.scheduler.config.num_train_timesteps
+    return next((step for step, t in enumerate(timesteps) if t < boundary), len(timesteps))
 
 
 def scheduler_timesteps(scheduler, num_steps: int) -> list[float]:

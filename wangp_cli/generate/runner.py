@@ -370,10 +370,10 @@ class Generator:
         """The LoRA weights of each step for this request (None without LoRAs), step 0's already set."""
         if self._loras is None:
             return None
-        from wangp_cli.generate.loras import StepWeights, scheduler_timesteps
+        from wangp_cli.generate.loras import StepWeights, model_switch_step, scheduler_timesteps
 
-        stepper = StepWeights(self._loras, request.loras.for_timesteps(scheduler_timesteps(pipe.scheduler,
-                                                                                          request.steps)))
+        timesteps = scheduler_timesteps(pipe.scheduler, request.steps)
+        stepper = StepWeights(self._loras, request.loras.for_timesteps(timesteps, model_switch_step(pipe, timesteps)))
         stepper.apply(0)
         return stepper
 

@@ -34,9 +34,15 @@ def switch_threshold(settings: dict) -> float:
     return float(settings.get("switch_threshold", 0) or 0) if isinstance(phases, int) and phases >= 2 else 0.0
 
 
+#: Added to the boundary so that diffusers' ``t < boundary`` is WanGP's ``t <= switch_threshold``: 0.001 on the
+#: 0-1000 timestep scale, above float32's resolution there (6e-5), far below the gap between two steps.
+BOUNDARY_TIE = 1e-6
+
+
 def scheduler(pipe, request) -> None:
     """WanGP's ``flow_shift`` with its ``sample_solver``: UniPC (the default), or ``euler``; with two transformers,
-    ``boundary_ratio = switch_threshold / 1000`` (diffusers runs ``transformer_2`` where ``t < boundary``)."""
+    ``boundary_ratio = switch_threshold / 1000``, a hair above it: diffusers runs ``transformer_2`` where
+    ``t < boundary``, WanGP where ``t <= switch_threshold`` (a timestep equal to the threshold is low-noise's)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
     shift = float(request.settings.get("flow_shift", 5.0))
@@ -45,7 +51,7 @@ def scheduler(pipe, request) -> None:
     else:
         pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config, flow_shift=shift)
     if getattr(pipe, "transformer_2", None) is not None:
-        pipe.register_to_config(boundary_ratio=switch_threshold(request.settings) / 1000)
+        pipe.register_to_config(boundary_ratio=switch_threshold(request.settings) / 1000 + BOUNDARY_TIE)
 
 
 def call_arguments(request) -> dict:
