@@ -12,7 +12,8 @@ from wangp_cli.core.registry import (
 from wangp_cli.core.safety import did_you_mean
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import (
-    Preference, Variant, is_remote, lora_path, select_variant, transformer_dtype, variants, will_auto_quantize,
+    CHECKPOINT_ROOTS, Preference, Variant, is_remote, lora_path, select_variant, split_subfolder, transformer_dtype,
+    url_basename, variants, will_auto_quantize,
 )
 
 
@@ -255,20 +256,39 @@ def _loras(catalog: Catalog, definition: Definition, folder: str | None) -> list
     return rows
 
 
-def _text_encoder(catalog: Catalog, definition: Definition, arch) -> dict | None:
-    """The text encoder file WanGP 12 loads (``text_encoder_URLs``, else the handler's), in ``text_encoder_folder``."""
-    entries = resolved_entries(catalog, definition, "text_encoder_URLs") or [
+def text_encoder_entries(catalog: Catalog, definition: Definition, arch: Architecture) -> list[str]:
+    """``text_encoder_URLs`` after references, else the base type's handler default (WanGP 12)."""
+    return resolved_entries(catalog, definition, "text_encoder_URLs") or [
         e for e in arch.handler_keys.get("text_encoder_URLs") or [] if isinstance(e, str)]
+
+
+def text_encoder_variant(catalog: Catalog, definition: Definition, arch: Architecture, entry: str) -> Variant:
+    """Where WanGP 12 keeps a text encoder file: downloaded into ``<root>/<text_encoder_folder>/`` (the first
+    checkpoint root already holding that folder, else ``ckpts/``), looked for there, then under the roots."""
+    folder = definition.model.get("text_encoder_folder") or arch.handler_keys.get("text_encoder_folder")
+    folder = folder.strip("/") if isinstance(folder, str) else ""
+    if not is_remote(entry):
+        return variants([entry], "v12")[0]
+    url, sub = split_subfolder(entry)
+    name = f"{sub.strip('/')}/{url_basename(url)}" if sub else url_basename(url)
+    inside = [f"{folder}/{name}"] if folder else []
+    candidates = tuple(f"{root}/{path}" if root != "." else path for path in inside + [name]
+                       for root in CHECKPOINT_ROOTS)
+    root = next((r for r in CHECKPOINT_ROOTS if folder and (catalog.home.root / r / folder).is_dir()),
+                CHECKPOINT_ROOTS[0])  # WanGP's get_smart_download_root
+    dest = f"{root}/{folder}/{name}" if folder else f"{root}/{name}"
+    return Variant(entry, dest.removeprefix("./"), candidates)
+
+
+def _text_encoder(catalog: Catalog, definition: Definition, arch) -> dict | None:
+    """The text encoder file WanGP 12 loads, chosen with its default ``text_encoder_quantization`` (int8)."""
+    entries = text_encoder_entries(catalog, definition, arch)
     if not entries:
         return None
+    chosen = select_variant(entries, Preference("int8"), catalog.target)
+    located = text_encoder_variant(catalog, definition, arch, chosen.source)
     folder = definition.model.get("text_encoder_folder") or arch.handler_keys.get("text_encoder_folder")
-    sub = folder.strip("/") + "/" if isinstance(folder, str) and folder else ""
-    chosen = select_variant(entries, Preference("int8"), catalog.target)  # WanGP's default text_encoder_quantization
-    if chosen.is_remote and sub:
-        name = chosen.path[len("ckpts/"):]
-        chosen = Variant(chosen.source, f"ckpts/{sub}{name}", (f"ckpts/{sub}{name}", f"{sub}{name}"))
-    return {**_file(catalog, chosen), "label": chosen.label, "folder": folder or None,
-            "variants": len(entries)}
+    return {**_file(catalog, located), "label": chosen.label, "folder": folder or None, "variants": len(entries)}
 
 
 def vae_entries(definition: Definition) -> list[str]:

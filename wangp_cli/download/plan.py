@@ -10,14 +10,14 @@ from urllib.parse import unquote
 from wangp_cli.core.definitions import Catalog, Definition
 from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.models import (
-    vae_entries, architecture_of, lora_dir, model_dtype, module_ids, resolved_entries, resolved_modules,
-    transformer_entries,
+    architecture_of, lora_dir, model_dtype, module_ids, resolved_entries, resolved_modules, text_encoder_entries,
+    text_encoder_variant, transformer_entries, vae_entries,
 )
 from wangp_cli.core.outputs import NAME_MAX, name_too_long
 from wangp_cli.core.registry import MODULES, Architecture, get_architecture
 from wangp_cli.core.safety import redact
 from wangp_cli.core.variants import (
-    CHECKPOINT_ROOTS, Preference, checkpoint_candidates, is_remote, local_path, lora_path, quantized_kind,
+    Preference, checkpoint_candidates, is_remote, local_path, lora_path, quantized_kind,
     select_variant, split_subfolder, transformer_dtype, unsafe_basename_reason, url_basename,
 )
 
@@ -290,39 +290,15 @@ def _plan_v12(builder: _Builder, definition: Definition, preference: Preference,
 def _plan_text_encoder(builder: _Builder, definition: Definition, arch: Architecture, wish: Preference,
                        dtype: str | None, hashes: dict, all_variants: bool) -> None:
     """``text_encoder_URLs`` (else the handler's), picked with WanGP's default text_encoder_quantization (int8),
-    downloaded into ``<root>/<text_encoder_folder>/`` and looked for there, then under the roots themselves."""
-    catalog = builder.catalog
-    entries = resolved_entries(catalog, definition, "text_encoder_URLs") or [
-        e for e in arch.handler_keys.get("text_encoder_URLs") or [] if isinstance(e, str)]
+    where :func:`core.models.text_encoder_variant` says WanGP keeps it."""
+    entries = text_encoder_entries(builder.catalog, definition, arch)
     if not entries:
         return
-    folder = definition.model.get("text_encoder_folder") or arch.handler_keys.get("text_encoder_folder")
-    folder = folder.strip("/") if isinstance(folder, str) else ""
     chosen = select_variant(entries, wish, "v12", dtype)
     for entry in entries if all_variants else [chosen.source]:
-        if not is_remote(entry):
-            builder.add(entry, "text_encoder", definition.id, sha256=hashes.get(entry),
-                        candidates=checkpoint_candidates(entry))
-            continue
-        url, sub = split_subfolder(entry)
-        name = f"{sub.strip('/')}/{url_basename(url)}" if sub else url_basename(url)
-        inside = [f"{folder}/{name}"] if folder else []
-        candidates = tuple(f"{root}/{path}" if root != "." else path for path in inside + [name]
-                           for root in CHECKPOINT_ROOTS)
-        root = _download_root(catalog, folder)
-        dest = f"{root}/{folder}/{name}" if folder else f"{root}/{name}"
-        builder.add(entry, "text_encoder", definition.id, dest=dest.removeprefix("./"), sha256=hashes.get(entry),
-                    candidates=candidates)
-
-
-def _download_root(catalog: Catalog, folder: str) -> str:
-    """WanGP's ``get_smart_download_root``: the first checkpoint root that already holds ``folder``, else
-    ``ckpts``."""
-    if folder:
-        for root in CHECKPOINT_ROOTS:
-            if (catalog.home.root / root / folder).is_dir():
-                return root
-    return CHECKPOINT_ROOTS[0]
+        located = text_encoder_variant(builder.catalog, definition, arch, entry)
+        builder.add(entry, "text_encoder", definition.id, dest=located.path if is_remote(entry) else None,
+                    sha256=hashes.get(entry), candidates=located.lookup)
 
 
 def add_component_files(plan: Plan, request: ComponentRequest, repo_files: list[tuple[str, int | None, str | None]]
