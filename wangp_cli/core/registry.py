@@ -250,6 +250,10 @@ _V12_GENERATION = {
     "ti2v_2_2": _arch("ti2v_2_2", "", "wan", "t2v", (), diffusers_repo=_WAN_2_2_REPO.format("TI2V-5B"),
                       components=_WAN_T2V, transformer={**_WAN_COMMON, "dim": 3072, "num_heads": 24, "ffn_dim": 14336,
                                                         "num_layers": 30, "in_channels": 48, "out_channels": 48}),
+    # VACE 2.2 (WanGP: the t2v_2_2 pair with the Wan 2.1 VACE module in both): WanVACEPipeline takes the same
+    # text encoder, tokenizer, Wan 2.1 VAE and scheduler as WanPipeline, so the components are T2V-A14B's (the
+    # folder t2v_2_2 already uses; Wan-AI publishes no VACE 2.2 diffusers repo, and its model_index boundary_ratio
+    # 0.875 is WanGP's switch_threshold 875)
     "vace_14B_2_2": _arch("vace_14B_2_2", "", "wan", "t2v", (), diffusers_repo=_WAN_2_2_REPO.format("T2V-A14B"),
                           components=_WAN_T2V, frames=(17, 737, 4),
                           transformer={**_WAN_14B, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96}),

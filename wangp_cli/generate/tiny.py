@@ -5,7 +5,8 @@ Everything is built from configs with seeded random weights; nothing is download
 previous values back, so that the download tests of the same process still see their own environment).
 
 Kinds come from the families' ``tiny.py`` (``wangp_cli/families/<name>/tiny.py``): ``"t2v"``, ``"i2v"``, ``"flf2v"``,
-``"vace"`` (Wan), ``"hunyuan"``, ``"hunyuan_i2v"`` (HunyuanVideo). This module is the family-independent part:
+``"vace"``, and the Wan 2.2 kinds ``"t2v_2_2"``, ``"i2v_2_2"``, ``"vace_2_2"``, ``"ti2v_2_2"``
+(Wan), ``"hunyuan"``, ``"hunyuan_i2v"`` (HunyuanVideo). This module is the family-independent part:
 
 - :func:`make_components` saves a tiny diffusers pipeline and deletes its ``transformer/`` folder: the layout of a
   ``*-Diffusers`` Hub repo downloaded without its transformer.
@@ -160,6 +161,18 @@ def make_transformer(kind: str, seed: int = 0):
     return model.float().eval()
 
 
+def share_module(kind: str, source, target) -> None:
+    """Give ``target`` the module weights of ``source`` (the parameters under the kind's module prefixes: VACE's
+    blocks), in place: WanGP loads one module file into both transformers of VACE 2.2."""
+    import torch
+
+    prefixes = _TINY[kind].module_prefixes
+    with torch.no_grad():
+        for name, param in target.named_parameters():
+            if name.startswith(prefixes):
+                param.copy_(source.get_parameter(name))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Original (WanGP) key layout
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,13 +235,14 @@ def _save(tensors: dict, path: Path, dtype: str, metadata: dict | None) -> Path:
 
 
 def write_transformer(kind: str, model, path: Path, dtype: str = "bf16", config: dict | None = None,
-                      vace_module_path: Path | None = None) -> Path:
+                      vace_module_path: Path | None = None, without_module: bool = False) -> Path:
     """Write ``model`` in WanGP's original layout as a 16-bit (``"bf16"`` / ``"fp16"``, every tensor) safetensors
     file with metadata ``{"config_base64": base64(json(config))}`` (default :func:`wangp_config`).
 
     A kind with module keys (VACE: ``vace_blocks.*`` / ``vace_patch_embedding.*``) and ``vace_module_path``:
     ``path`` gets everything else (a t2v file), and those go to ``vace_module_path`` (no metadata), as WanGP ships
-    VACE 14B; without it, one file (as VACE 1.3B). Returns ``path``.
+    VACE 14B; ``without_module``: they are left out (VACE 2.2's low-noise file: the module is the high-noise
+    one's); neither: one file (as VACE 1.3B). Returns ``path``.
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, not {dtype!r}")
@@ -236,20 +250,21 @@ def write_transformer(kind: str, model, path: Path, dtype: str = "bf16", config:
     config = config if config is not None else wangp_config(kind, model)
     metadata = {"config_base64": base64.b64encode(json.dumps(config).encode()).decode()}
     prefixes = _TINY[kind].module_prefixes
-    if prefixes and vace_module_path is not None:
+    if prefixes and (vace_module_path is not None or without_module):
         module = {k: v for k, v in original.items() if k.startswith(prefixes)}
         original = {k: v for k, v in original.items() if not k.startswith(prefixes)}
-        _save(module, vace_module_path, dtype, None)
+        if vace_module_path is not None:
+            _save(module, vace_module_path, dtype, None)
     return _save(original, path, dtype, metadata)
 
 
 def write_quantized(kind: str, model, path: Path, dtype: str = "bf16", config: dict | None = None,
-                    vace_module_path: Path | None = None) -> Path:
+                    vace_module_path: Path | None = None, without_module: bool = False) -> Path:
     """Write the quanto int8 file(s) the way wangp makes them: the 16-bit file (:func:`write_transformer`) under a
     temporary name, then ``wangp_cli.quantize.quantizer.quantize_file`` (config carried over from the source).
 
     VACE: the module file (5 ``vace_blocks`` floors, enough for the quantizer) is quantized too, separately, to
-    ``vace_module_path``. Returns ``path``.
+    ``vace_module_path`` (``without_module``: as :func:`write_transformer`). Returns ``path``.
     """
     from wangp_cli.quantize.quantizer import quantize_file
 
@@ -261,7 +276,7 @@ def write_quantized(kind: str, model, path: Path, dtype: str = "bf16", config: d
         vace_module_path = Path(vace_module_path)
         module_source = vace_module_path.with_name(f".{vace_module_path.stem}.src16.safetensors")
     try:
-        write_transformer(kind, model, source, dtype, config, module_source)
+        write_transformer(kind, model, source, dtype, config, module_source, without_module)
         quantize_file(source, path, dtype)
         if module_source is not None:
             quantize_file(module_source, vace_module_path, dtype)
@@ -307,7 +322,7 @@ class TinyHome:
     preference: object  # the Preference under which wangp picks exactly these files
     pipeline_kwargs: dict  # extra call arguments for the tiny text encoders (sequence length, template)
     model2: object = None  # Wan 2.2 A14B: the low-noise transformer (URLs2), else None
-    files2: list[Path] = field(default_factory=list)  # its file (URLs2)
+    files2: list[Path] = field(default_factory=list)  # its file (URLs2), then the module file (VACE 2.2)
 
 
 def _file_name(architecture: str, slot: str, quantized: bool, dtype: str) -> str:
@@ -324,8 +339,9 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     WanGP's layout (16-bit, or quanto int8 when ``quantized``), the VACE module where the architecture has one, and
     the components under ``ckpts/<diffusers repo name>`` (copied from ``components`` when given). ``model``: a
     diffusers transformer of ``kind``'s class to write instead of :func:`make_transformer`'s (another size).
-    Two-transformer kinds (:data:`DUAL_KINDS`) write the second one too (``URLs2``; ``model2``, default seed + 1).
-    ``settings``: added to the definition's settings. ``target``: the WanGP version whose architecture ids to use
+    Two-transformer kinds (:data:`DUAL_KINDS`) write the second one too (``URLs2``; ``model2``, default seed + 1);
+    with a module (VACE 2.2) both transformers take the one module file, so ``model2``'s module weights are made
+    the first's (:func:`share_module`). ``settings``: added to the definition's settings. ``target``: the WanGP version whose architecture ids to use
     (default: the CLI's)."""
     from wangp_cli.core.definitions import Catalog
     from wangp_cli.core.home import Home
@@ -359,11 +375,15 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
     models = {"transformer": model if model is not None else make_transformer(kind, seed)}
     if "transformer_2" in slots:
         models["transformer_2"] = model2 if model2 is not None else make_transformer(kind, seed + 1)
+        if module is not None:
+            share_module(kind, models["transformer"], models["transformer_2"])
     writer = write_quantized if quantized else write_transformer
     if module is not None and resolved["modules"][0]["quantized"] != quantized:
         raise ValueError(f"the registry has no {'quantized' if quantized else '16-bit'} {dtype} module file")
     for slot, written in models.items():
-        writer(kind, written, root / relative[slot], dtype, vace_module_path=module if slot == "transformer" else None)
+        first = slot == "transformer"
+        writer(kind, written, root / relative[slot], dtype, vace_module_path=module if first else None,
+               without_module=module is not None and not first)
     target = root / "ckpts" / arch.diffusers_repo.split("/")[-1]
     if components is not None:
         if Path(components).resolve() != target.resolve():
@@ -376,4 +396,5 @@ def make_home(folder: Path, kind: str = "t2v", *, architecture: str | None = Non
                     model=models["transformer"], files=[root / relative["transformer"]] + ([module] if module else []),
                     components=target, preference=preference, pipeline_kwargs=extra,
                     model2=models.get("transformer_2"),
-                    files2=[root / relative["transformer_2"]] if "transformer_2" in slots else [])
+                    files2=[root / relative["transformer_2"]] + ([module] if module else []) if "transformer_2" in slots
+                    else [])

@@ -1,7 +1,8 @@
 """Tiny random Wan models: ``t2v``, ``i2v``, ``flf2v`` (first and last frame) and ``vace`` (diffusers' pipeline test
 sizes, head dim 16 for optimum-quanto's CPU kernels, at least 5 blocks so that WanGP-style quantization applies);
-Wan 2.2: ``t2v_2_2`` and ``i2v_2_2`` (two transformers of the same shape, the Wan 2.1 VAE; i2v without CLIP) and
-``ti2v_2_2`` (48 latent channels, the Wan 2.2 VAE: patch 2, 16x spatial compression)."""
+Wan 2.2: ``t2v_2_2`` and ``i2v_2_2`` (two transformers of the same shape, the Wan 2.1 VAE; i2v without CLIP),
+``vace_2_2`` (two VACE transformers sharing one module file, as WanGP's VACE 2.2 loads the Wan 2.1 VACE module into
+both t2v transformers) and ``ti2v_2_2`` (48 latent channels, the Wan 2.2 VAE: patch 2, 16x spatial compression)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ _CALL = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 2, "
 #: The VACE module file of WanGP's VACE 14B holds these keys (the main file is a t2v file).
 VACE_MODULE = ("vace_blocks.", "vace_patch_embedding.")
 
+_VACE = dict(_CONFIG, num_layers=10, vace_layers=[0, 2, 4, 6, 8], vace_in_channels=96)
+
 KINDS = {
     "t2v": TinyKind("t2v_1.3B", "WanTransformer3DModel", dict(_CONFIG), dict(_CALL)),
     "i2v": TinyKind("i2v", "WanTransformer3DModel", dict(_I2V), dict(_CALL)),
@@ -30,17 +33,19 @@ KINDS = {
     "flf2v": TinyKind("flf2v_720p", "WanTransformer3DModel", dict(_I2V, pos_embed_seq_len=34), dict(_CALL)),
     # 10 layers and 5 VACE blocks, so that range(0, L, L // n_vace) = [0, 2, 4, 6, 8] (the rule that reproduces the
     # official lists) and the module file has 5 floors, enough to be quantized like WanGP's
-    "vace": TinyKind("vace_14B", "WanVACETransformer3DModel",
-                     dict(_CONFIG, num_layers=10, vace_layers=[0, 2, 4, 6, 8], vace_in_channels=96), dict(_CALL),
-                     module_prefixes=VACE_MODULE),
+    "vace": TinyKind("vace_14B", "WanVACETransformer3DModel", dict(_VACE), dict(_CALL), module_prefixes=VACE_MODULE),
     # Wan 2.2 A14B: the high-noise transformer; the low-noise one has the same config (another seed)
     "t2v_2_2": TinyKind("t2v_2_2", "WanTransformer3DModel", dict(_CONFIG), dict(_CALL)),
     "i2v_2_2": TinyKind("i2v_2_2", "WanTransformer3DModel", dict(_CONFIG, in_channels=36), dict(_CALL)),
+    # VACE 2.2: two VACE transformers whose VACE blocks are the same (one module file for both)
+    "vace_2_2": TinyKind("vace_14B_2_2", "WanVACETransformer3DModel", dict(_VACE), dict(_CALL),
+                         module_prefixes=VACE_MODULE),
     "ti2v_2_2": TinyKind("ti2v_2_2", "WanTransformer3DModel",
                          dict(_CONFIG, in_channels=Z_DIM_2_2, out_channels=Z_DIM_2_2), dict(_CALL)),
 }
 #: Pipeline configuration of the Wan 2.2 kinds (saved in model_index.json as the Hub repos have it).
 PIPELINE_CONFIG = {"t2v_2_2": {"boundary_ratio": 0.875}, "i2v_2_2": {"boundary_ratio": 0.9},
+                   "vace_2_2": {"boundary_ratio": 0.875},
                    "ti2v_2_2": {"expand_timesteps": True}}
 
 
@@ -114,4 +119,5 @@ def wangp_config(kind: str, model) -> dict:
 
 
 #: WanGP's ``model_type`` in the embedded config (VACE's main file is a t2v file; Wan 2.2 A14B i2v is "i2v2_2").
-_MODEL_TYPES = {"t2v": "t2v", "vace": "t2v", "t2v_2_2": "t2v", "i2v_2_2": "i2v2_2", "ti2v_2_2": "ti2v2_2"}
+_MODEL_TYPES = {"t2v": "t2v", "vace": "t2v", "t2v_2_2": "t2v", "vace_2_2": "t2v", "i2v_2_2": "i2v2_2",
+                "ti2v_2_2": "ti2v2_2"}
