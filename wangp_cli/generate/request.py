@@ -170,7 +170,7 @@ def _unsupported(model_id: str, arch_id: str, target: str) -> WangpError:
     else:
         reason = (f"not yet supported by wangp ({arch.family}" + (f"; diffusers: {arch.pipeline}" if arch.pipeline
                                                                    else "") + ")")
-        hint = f"supported architectures: {', '.join(SUPPORTED)}"
+        hint = "supported architectures: " + ", ".join(a for a in SUPPORTED if get_architecture(a, target))
     return WangpError(based + reason, code="unsupported", hint=hint)
 
 
