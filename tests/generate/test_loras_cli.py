@@ -4,7 +4,6 @@ int8 noise), and the metadata WanGP records read back."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -14,7 +13,7 @@ pytest.importorskip("peft")
 np = pytest.importorskip("numpy")
 
 from conftest import invoke
-from safetensors.torch import save_file
+from lora_files import merged_by_hand, random_pairs, write_wan_lora
 
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.errors import UsageError, WangpError
@@ -35,33 +34,6 @@ def components(tmp_path_factory):
     return tiny.make_components("t2v", tmp_path_factory.mktemp("components"))
 
 
-def _pairs(model) -> dict:
-    generator = torch.Generator().manual_seed(7)
-    return {o: (torch.randn(RANK, model.get_submodule(d).in_features, generator=generator) * 2,
-                torch.randn(model.get_submodule(d).out_features, RANK, generator=generator) * 2)
-            for o, d in TARGETS.items()}
-
-
-def _lora_file(path, pairs):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for original, (down, up) in pairs.items():
-        tensors[f"diffusion_model.{original}.lora_down.weight"] = down.to(torch.bfloat16)
-        tensors[f"diffusion_model.{original}.lora_up.weight"] = up.to(torch.bfloat16)
-        tensors[f"diffusion_model.{original}.alpha"] = torch.tensor(ALPHA)
-    save_file(tensors, str(path))
-    return path
-
-
-def _merged_model(model, pairs, m: float):
-    merged = copy.deepcopy(model)
-    with torch.no_grad():
-        for original, (down, up) in pairs.items():
-            weight = merged.get_submodule(TARGETS[original]).weight
-            weight += m * (ALPHA / RANK) * (up.to(torch.bfloat16).float() @ down.to(torch.bfloat16).float())
-    return merged
-
-
 def _frames(home, **kwargs):
     catalog = Catalog(Home(home.root))
     request = build_request(catalog, home.model_id, {"seed": 5, "frames": 5}, preference=home.preference,
@@ -74,11 +46,12 @@ def homes(request, components, tmp_path):
     """(home, merged home, base home) of one precision: the same random model, with the LoRA merged, without."""
     quantized = request.param
     model = tiny.make_transformer("t2v", 0)
-    pairs = _pairs(model)
+    pairs = random_pairs(model, TARGETS, RANK, 2)
     home = tiny.make_home(tmp_path / "home", "t2v", quantized=quantized, components=components, model=model)
     # the reference is 16-bit (int8: merging before quantizing rounds other weights than int8 + adapter does)
-    merged = tiny.make_home(tmp_path / "merged", "t2v", components=components, model=_merged_model(model, pairs, M))
-    _lora_file(home.root / FOLDER / "style.safetensors", pairs)
+    merged = tiny.make_home(tmp_path / "merged", "t2v", components=components,
+                            model=merged_by_hand(model, pairs, TARGETS, M, ALPHA / RANK))
+    write_wan_lora(home.root / FOLDER / "style.safetensors", pairs, ALPHA)
     plain, _ = _frames(home)
     noise = 0.0
     if quantized:  # how far int8 frames are from 16-bit ones without any LoRA
@@ -120,7 +93,7 @@ def test_activated_loras(homes):
 
 def test_lora_flag(homes, tmp_path):
     home, merged, quantized, pairs = homes
-    outside = _lora_file(tmp_path / "elsewhere" / "mine.safetensors", pairs)
+    outside = write_wan_lora(tmp_path / "elsewhere" / "mine.safetensors", pairs, ALPHA)
     frames, request = _frames(home, loras=[f"{outside}:{M}"])
     assert request.settings["activated_loras"] == [str(outside.resolve())]
     _check(frames, merged, home, quantized)
@@ -129,7 +102,7 @@ def test_lora_flag(homes, tmp_path):
 def test_multiplier_zero_is_the_plain_model(components, tmp_path):
     model = tiny.make_transformer("t2v", 0)
     home = tiny.make_home(tmp_path / "home", "t2v", components=components, model=model)
-    _lora_file(home.root / FOLDER / "style.safetensors", _pairs(model))
+    write_wan_lora(home.root / FOLDER / "style.safetensors", random_pairs(model, TARGETS, RANK, 2), ALPHA)
     frames, _ = _frames(home, loras=[str(home.root / FOLDER / "style.safetensors") + ":0"])
     base, _ = _frames(home)
     np.testing.assert_allclose(frames, base, atol=1e-6)
@@ -137,10 +110,10 @@ def test_multiplier_zero_is_the_plain_model(components, tmp_path):
 
 def test_cli_and_manifest_record_the_loras(components, tmp_path):
     model = tiny.make_transformer("t2v", 0)
-    pairs = _pairs(model)
+    pairs = random_pairs(model, TARGETS, RANK, 2)
     home = tiny.make_home(tmp_path / "home", "t2v", components=components, model=model)
-    _lora_file(home.root / FOLDER / "fast.safetensors", pairs)
-    _lora_file(home.root / FOLDER / "style.safetensors", pairs)
+    write_wan_lora(home.root / FOLDER / "fast.safetensors", pairs, ALPHA)
+    write_wan_lora(home.root / FOLDER / "style.safetensors", pairs, ALPHA)
     _set_model_loras(home, ["fast.safetensors"], ["0.5"])
     args = ["generate", "-m", home.model_id, "--frames", "5", "--seed", "3", "--format", "json"]
     for key, value in home.pipeline_kwargs.items():

@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 np = pytest.importorskip("numpy")
 
 from conftest import invoke
-from safetensors.torch import save_file
+from lora_files import merged_by_hand, random_pairs, write_wan_lora
 
 from wangp_cli.core.definitions import Catalog
 from wangp_cli.core.home import Home
@@ -67,36 +67,6 @@ def threshold(timesteps):
     return value
 
 
-def _pairs(model) -> dict:
-    generator = torch.Generator().manual_seed(7)
-    return {o: (torch.randn(RANK, model.get_submodule(d).in_features, generator=generator) * SIZE,
-                torch.randn(model.get_submodule(d).out_features, RANK, generator=generator) * SIZE)
-            for o, d in TARGETS.items()}
-
-
-def _lora_file(path, pairs):
-    """The original Wan layout (``diffusion_model.<module>.lora_down/lora_up``, ``.alpha``), bf16 pairs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for original, (down, up) in pairs.items():
-        tensors[f"diffusion_model.{original}.lora_down.weight"] = down.to(torch.bfloat16)
-        tensors[f"diffusion_model.{original}.lora_up.weight"] = up.to(torch.bfloat16)
-        tensors[f"diffusion_model.{original}.alpha"] = torch.tensor(ALPHA)
-    save_file(tensors, str(path))
-    return path
-
-
-def _merged(model, pairs, m: float):
-    """W + m·(alpha/rank)·up·down, by hand (the file's bf16 pairs)."""
-    merged = copy.deepcopy(model)
-    if m:
-        with torch.no_grad():
-            for original, (down, up) in pairs.items():
-                weight = merged.get_submodule(TARGETS[original]).weight
-                weight += m * (ALPHA / RANK) * (up.to(torch.bfloat16).float() @ down.to(torch.bfloat16).float())
-    return merged
-
-
 def _reference(home, settings: dict, high, low):
     """The plain diffusers dual pipeline by hand (``transformer_2``, ``boundary_ratio``), 16-bit, on the given
     in-memory transformers."""
@@ -123,14 +93,14 @@ def _reference(home, settings: dict, high, low):
 @pytest.fixture(scope="module")
 def models():
     high, low = tiny.make_transformer(KIND, 0), tiny.make_transformer(KIND, 1)
-    return high, low, _pairs(high)
+    return high, low, random_pairs(high, TARGETS, RANK, SIZE)
 
 
 def _home(folder, components, models, threshold, quantized=False, model_loras=None):
     high, low, pairs = models
     home = tiny.make_home(folder, KIND, quantized=quantized, components=components, model=high, model2=low,
                           settings={**SETTINGS, "switch_threshold": threshold})
-    _lora_file(home.root / FOLDER / "style.safetensors", pairs)
+    write_wan_lora(home.root / FOLDER / "style.safetensors", pairs, ALPHA)
     if model_loras is not None:
         path = home.root / "finetunes" / f"{home.model_id}.json"
         data = json.loads(path.read_text())
@@ -174,8 +144,9 @@ def reference_at(components, models, threshold, tmp_path_factory):
 
     def get(weights, at=threshold):
         if (weights, at) not in cache:
-            cache[weights, at] = _reference(home, {**settings, "switch_threshold": at},
-                                            _merged(high, pairs, weights[0]), _merged(low, pairs, weights[1]))
+            high_merged, low_merged = (merged_by_hand(model, pairs, TARGETS, weight, ALPHA / RANK)
+                                       for model, weight in ((high, weights[0]), (low, weights[1])))
+            cache[weights, at] = _reference(home, {**settings, "switch_threshold": at}, high_merged, low_merged)
         return cache[weights, at]
 
     return get

@@ -10,11 +10,11 @@ from urllib.parse import unquote
 from wangp_cli.core.definitions import Catalog, Definition
 from wangp_cli.core.errors import UsageError, WangpError
 from wangp_cli.core.models import (
-    architecture_of, lora_dir, model_dtype, module_ids, resolved_entries, resolved_modules, text_encoder_entries,
+    architecture_of, lora_dir, model_dtype, resolved_entries, resolved_modules, text_encoder_entries,
     text_encoder_variant, transformer_entries, vae_entries,
 )
 from wangp_cli.core.outputs import NAME_MAX, name_too_long
-from wangp_cli.core.registry import MODULES, Architecture, get_architecture
+from wangp_cli.core.registry import Architecture, get_architecture
 from wangp_cli.core.safety import redact
 from wangp_cli.core.variants import (
     Preference, checkpoint_candidates, is_remote, local_path, lora_path, quantized_kind,
@@ -224,11 +224,8 @@ def _plan_july(builder: _Builder, definition: Definition, preference: Preference
     for entry in entries if all_variants else [chosen.source]:
         builder.add(entry, "transformer" if entry == chosen.source else "variant", model_id,
                     sha256=hashes.get(entry))
-    for module_id in module_ids(catalog, definition):
-        module = MODULES.get(module_id)
-        if module is None:
-            raise WangpError(f"'{model_id}' uses unknown module '{module_id}'", code="E8")
-        urls = module.urls if all_variants else [select_variant(module.urls, preference).source]
+    for module in resolved_modules(catalog, definition):  # July: the module table's files
+        urls = module["URLs"] if all_variants else [select_variant(module["URLs"], preference).source]
         for url in urls:
             builder.add(url, "module", model_id)
     for prop, role in (("preload_URLs", "preload"), ("loras", "lora")):
