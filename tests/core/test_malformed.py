@@ -177,7 +177,7 @@ def test_definitions_without_errors_can_be_shown_and_exported(fuzz_home, model, 
     if report.errors:
         return
     for command in (["show", FUZZ_ID, "--format", "json"], ["export-settings", FUZZ_ID]):
-        result = runner.invoke(app, ["--home", str(fuzz_home), *command])
+        result = runner.invoke(app, ["--home", str(fuzz_home), *command, "--target", "july"])  # as validated
         assert result.exit_code == 0, (command, result.output)
         json.loads(result.stdout)
 
