@@ -38,6 +38,8 @@ class RunResult:
     peak_memory: dict = field(default_factory=dict)
     device: str = "cpu"
     profile: str = "cpu"
+    step_seconds: list = field(default_factory=list)  # per denoising step, CUDA-synchronised
+    transformer_calls: int = 0  # forwards of the pipeline's transformer(s)
 
 
 def quiet_libraries() -> None:
@@ -56,12 +58,39 @@ def torch_dtype(name: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
-def _module_bytes(module) -> int:
+#: CUDA allocator settings wangp starts with unless the user set their own (gpu-review D4, D5): pinned host
+#: blocks are not rounded up to a power of two (group offloading's pinned copies would take ~1.5x the model), and
+#: expandable segments against fragmentation between the denoise and the decode.
+CUDA_ALLOC_CONF = "expandable_segments:True,pinned_max_round_threshold_mb:1"
+
+
+def prepare_cuda_environment() -> None:
+    """Set :data:`CUDA_ALLOC_CONF` before the first CUDA allocation (torch reads it when its allocators start)."""
+    import os
+
+    if not any(os.environ.get(name) for name in ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")):
+        os.environ["PYTORCH_ALLOC_CONF"] = CUDA_ALLOC_CONF
+
+
+def _tensor_bytes(tensor) -> int:
+    """Bytes a tensor really holds: a wrapper subclass (quanto's int8 weights report their scale dtype, 2 bytes
+    an element) is the sum of its inner tensors (int8 data + scales)."""
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if flatten is not None and type(tensor).__name__ not in ("Tensor", "Parameter"):
+        names, _ = flatten()
+        return sum(_tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
+
+
+def module_bytes(module) -> int:
+    """Real bytes of a module's parameters and buffers (each shared tensor once; quanto int8 at its size)."""
     if module is None or not hasattr(module, "parameters"):
         return 0
-    total = 0
+    seen, total = set(), 0
     for tensor in list(module.parameters()) + list(module.buffers()):
-        total += tensor.numel() * tensor.element_size()
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            total += _tensor_bytes(tensor)
     return total
 
 
@@ -71,8 +100,135 @@ def transformers(pipe) -> list:
             if model is not None]
 
 
-def pick_profile(pipe, requested: str | None) -> tuple[str, str]:
-    """(profile, device). Without CUDA only ``cpu`` exists; by default the profile follows free VRAM."""
+# -- memory planning ---------------------------------------------------------------------------------------------
+
+#: Parameters of each family's other components (the diffusers repos' files): (params, bytes per param as
+#: wangp loads them: text encoders in the compute dtype, Wan's VAE and CLIP image encoder in fp32).
+COMPONENT_PARAMS = {
+    "wan": {"text_encoder": (5.68e9, 2), "vae": (0.127e9, 4), "image_encoder": (0.632e9, 4)},
+    "wan_2_2_vae": {"text_encoder": (5.68e9, 2), "vae": (0.705e9, 4)},
+    "hunyuan": {"text_encoder": (7.5e9, 2), "text_encoder_2": (0.123e9, 2), "vae": (0.246e9, 2)},
+    "hunyuan_i2v": {"text_encoder": (8.35e9, 2), "text_encoder_2": (0.123e9, 2), "vae": (0.246e9, 2)},
+}
+#: HunyuanVideo's transformer (13B class) has no compact per-block formula worth keeping: its parameter count.
+HUNYUAN_TRANSFORMER_PARAMS = 12.8e9
+#: Transformer-side activations per latent token, in multiples of (ffn + 4 * dim) 16-bit values (the FFN
+#: intermediate plus q, k, v and the output of attention), with headroom for the allocator.
+ACTIVATION_FACTOR = 1.5
+#: Untiled fp32 VAE decode, bytes per output pixel of one frame: ~7 GB at 832x480 (twice the 3.39 GB bf16 peak
+#: measured in kijai/ComfyUI-WanVideoWrapper#2042); the decode is causal, frame by frame, so frames only add the
+#: output tensor. Halved for a 16-bit VAE; tiled, the peak is that of one 256-pixel tile (plus the output).
+DECODE_BYTES_PER_PIXEL = 17_500
+TILE_PIXELS = 256 * 256
+#: The CUDA context and what the allocator keeps besides.
+CUDA_OVERHEAD = 768 * 1024**2
+
+
+def _wan_block_params(dim: int, ffn: int, image: bool) -> float:
+    """Self- and cross-attention (q, k, v, o each dim x dim, image keys/values for i2v), the FFN, norms."""
+    return (8 + (2 if image else 0)) * dim * dim + 2 * dim * ffn + 10 * dim
+
+
+def _transformer_params(arch) -> float:
+    shape = arch.transformer or {}
+    if shape.get("kind") == "hunyuan":
+        return HUNYUAN_TRANSFORMER_PARAMS
+    dim, ffn = shape.get("dim", 1536), shape.get("ffn_dim", 8960)
+    block = _wan_block_params(dim, ffn, arch.io_class == "i2v")
+    blocks = shape.get("num_layers", 30) + len(shape.get("vace_layers", ()))
+    return block * blocks + 2 * dim * (shape.get("text_dim", 4096) + 256)
+
+
+def _component_table(arch) -> dict:
+    if arch.family == "hunyuan":
+        return COMPONENT_PARAMS["hunyuan_i2v" if arch.io_class == "i2v" else "hunyuan"]
+    table = COMPONENT_PARAMS["wan_2_2_vae" if (arch.transformer or {}).get("in_channels") == 48 else "wan"]
+    return {name: value for name, value in table.items() if name != "image_encoder" or arch.io_class == "i2v"}
+
+
+def estimated_bytes(arch_id: str, target: str = "v12", quantized: bool = False) -> dict[str, int]:
+    """Bytes of each pipeline component of an architecture as wangp loads it, without loading anything (doctor's
+    plan): the transformer(s) from their shapes (int8: 1 byte a weight), the other parts from their repos."""
+    from wangp_cli.core.registry import get_architecture
+    from wangp_cli.generate.weights import transformer_slots
+
+    arch = get_architecture(arch_id, target)
+    if arch is None:
+        raise UsageError(f"unknown architecture '{arch_id}'")
+    per_weight = 1.02 if quantized else 2  # int8 data plus one scale per output row
+    sizes = {slot: int(_transformer_params(arch) * per_weight) for slot in transformer_slots(arch_id)}
+    sizes.update({name: int(params * size) for name, (params, size) in _component_table(arch).items()})
+    return sizes
+
+
+def latent_tokens(arch, width: int, height: int, frames: int) -> int:
+    """Transformer tokens of one request (VAE stride 8 in space, 4 in time; patch 2; Wan 2.2's VAE 16)."""
+    shape = arch.transformer or {}
+    stride = 32 if shape.get("in_channels") == 48 else 16
+    return ((frames - 1) // 4 + 1) * (height // stride) * (width // stride)
+
+
+def decode_bytes(width: int, height: int, frames: int, *, vae_dtype: str = "fp32", tiled: bool = False) -> int:
+    """Peak bytes of the VAE decode of one request (see :data:`DECODE_BYTES_PER_PIXEL`) with its output."""
+    pixels = TILE_PIXELS if tiled else width * height
+    scale = 1 if vae_dtype == "fp32" else 0.5
+    return int(DECODE_BYTES_PER_PIXEL * pixels * scale) + frames * width * height * 3 * 4
+
+
+def request_margin(arch_id: str, width: int, height: int, frames: int, *, vae_dtype: str = "fp32",
+                   tiled: bool = False, target: str = "v12") -> int:
+    """Bytes a request needs beyond the weights: the largest of its stages (they run one after another: the
+    transformer's activations, the VAE decode), plus the CUDA context."""
+    from wangp_cli.core.registry import get_architecture
+
+    arch = get_architecture(arch_id, target)
+    shape = arch.transformer or {}
+    dim = shape.get("dim") or shape.get("num_attention_heads", 24) * shape.get("attention_head_dim", 128)
+    ffn = shape.get("ffn_dim") or int(dim * shape.get("mlp_ratio", 4.0))
+    activations = int(latent_tokens(arch, width, height, frames) * (ffn + 4 * dim) * 2 * ACTIVATION_FACTOR)
+    if arch.family == "hunyuan":
+        vae_dtype, tiled = "bf16", True  # its VAE is 16-bit, and always tiled (apply_profile)
+    return max(activations, decode_bytes(width, height, frames, vae_dtype=vae_dtype, tiled=tiled)) + CUDA_OVERHEAD
+
+
+#: The components group offloading streams block by block (the rest stays on the GPU).
+GROUPED = ("transformer", "text_encoder")
+
+
+def choose_profile(free: int, components: dict[str, int], margin: int, *, quantized: bool = False) -> str:
+    """The fastest profile whose peak fits ``free`` bytes: everything resident (gpu), the largest component
+    resident with the request's margin (offload), the non-grouped parts resident (group), else lowvram.
+    ``quantized`` weights are already counted at their size in ``components``; group offloading moves them
+    too (see :func:`_group_offload`), so the choice does not change with it."""
+    del quantized
+    everything = sum(components.values())
+    largest = max(components.values(), default=0)
+    resident = sum(size for name, size in components.items() if not name.startswith(GROUPED))
+    block = largest // 40  # one block of a transformer (or encoder layer) in flight
+    if free > everything + margin:
+        return "gpu"
+    if free > largest + margin:
+        return "offload"
+    if free > resident + 2 * block + margin:
+        return "group"
+    return "lowvram"
+
+
+PROFILE_LADDER = ("gpu", "offload", "group", "lowvram")
+
+
+def lower_profile(profile: str) -> str | None:
+    """The profile one step down (what an out-of-memory retry takes); None below lowvram or on the CPU."""
+    profile = "lowvram" if profile == "offload+tiling" else profile
+    if profile not in PROFILE_LADDER:
+        return None
+    index = PROFILE_LADDER.index(profile)
+    return PROFILE_LADDER[index + 1] if index + 1 < len(PROFILE_LADDER) else None
+
+
+def pick_profile(pipe, requested: str | None, *, request=None, quantized: bool = False) -> tuple[str, str]:
+    """(profile, device). Without CUDA only ``cpu`` exists; by default the profile follows free VRAM and the
+    request's size (:func:`request_margin`; 81 frames at 832x480 without a request)."""
     import torch
 
     if not torch.cuda.is_available():
@@ -85,51 +241,133 @@ def pick_profile(pipe, requested: str | None) -> tuple[str, str]:
     if requested:
         return requested, "cuda"
     free, _ = torch.cuda.mem_get_info()
-    components = {name: _module_bytes(getattr(pipe, name, None)) for name in pipe.components}
-    everything = sum(components.values())
-    largest = max(components.values(), default=0)
-    margin = 4 * 1024**3  # activations of an 81-frame 480p generation, VAE decode included
-    if free > everything + margin:
-        return "gpu", "cuda"
-    if free > largest + margin:
-        return "offload", "cuda"
-    return "lowvram", "cuda"
+    components = {name: module_bytes(getattr(pipe, name, None)) for name in pipe.components}
+    if request is not None:
+        margin = request_margin(request.architecture, request.width, request.height, request.frames)
+    else:
+        margin = request_margin("t2v_1.3B", 832, 480, 81)
+    return choose_profile(free, components, margin, quantized=quantized), "cuda"
 
 
-def apply_profile(pipe, profile: str, *, quantized: bool, warn=print) -> str:
-    """Place the pipeline for ``profile``; returns the profile actually used."""
+# -- placement -----------------------------------------------------------------------------------------------------
+
+def block_path(module) -> list[str]:
+    """The child names leading from ``module`` to the ModuleList that holds most of its weights, for diffusers'
+    ``apply_group_offloading(block_modules=...)``: block-level offloading only groups *direct* ModuleList
+    children, and a text encoder keeps its layers deeper (UMT5 ``encoder.block``, CLIP ``encoder.
+    layers``, Llava ``model.language_model.layers``), so without it the whole encoder is one group (gpu-review D2)."""
     import torch
 
+    lists = [(module_bytes(sub), -name.count("."), name) for name, sub in module.named_modules()
+             if name and isinstance(sub, (torch.nn.ModuleList, torch.nn.Sequential))]
+    if not lists:
+        return []
+    _, _, name = max(lists)  # the heaviest list, the shallowest of equals (a block's own lists weigh less)
+    return name.split(".")[:-1]
+
+
+def _quanto_aware_group_offloading() -> None:
+    """Let diffusers' group offloading move quanto int8 weights whole.
+
+    diffusers moves a parameter with ``param.data = moved``, which swaps only a wrapper subclass's outer shell and
+    leaves quanto's int8 data and scales behind (diffusers#12610; the fix, diffusers#14038, is not released). It
+    already moves TorchAO's wrapper tensors with ``torch.utils.swap_tensors`` (its ``_is_torchao_tensor`` branch,
+    diffusers#13276); quanto tensors are routed through the same branch. Only without streams: a pinned copy
+    (``pin_memory``) would drop the quanto subclass, so quanto modules are offloaded with ``use_stream=False``."""
+    from diffusers.hooks import group_offloading
+
+    original = group_offloading._is_torchao_tensor
+    if getattr(original, "wangp_quanto", False):
+        return
+    from optimum.quanto import QTensor
+
+    def is_wrapper_tensor(tensor) -> bool:
+        return isinstance(tensor, QTensor) or original(tensor)
+
+    is_wrapper_tensor.wangp_quanto = True
+    group_offloading._is_torchao_tensor = is_wrapper_tensor
+
+
+def _has_quanto(module) -> bool:
+    from optimum.quanto import QTensor
+
+    return any(isinstance(p, QTensor) for p in module.parameters())
+
+
+def _ram_available() -> int:
+    from wangp_cli.generate.doctor import _ram_available as available
+
+    return available()
+
+
+#: Below this many times a transformer's size in available RAM, its group offloading keeps pageable copies
+#: (``low_cpu_mem_usage``) instead of pinned ones: pinned copies are faster but exist beside the model.
+PINNED_RAM_FACTOR = 1.6
+
+
+def _group_offload(name: str, module, onload, offload) -> dict:
+    """Block-level group offloading of one component; returns how (for the record)."""
+    from diffusers.hooks import apply_group_offloading
+
+    quanto = _has_quanto(module)
+    if quanto:
+        _quanto_aware_group_offloading()
+    # text encoders run twice per video: never pinned (their 11-16 GB would stay locked in RAM); quanto: no streams
+    stream = name.startswith("transformer") and not quanto
+    low_memory = stream and _ram_available() < PINNED_RAM_FACTOR * module_bytes(module)
+    path = block_path(module)
+    apply_group_offloading(module, onload_device=onload, offload_device=offload, offload_type="block_level",
+                           num_blocks_per_group=1, use_stream=stream, low_cpu_mem_usage=low_memory,
+                           block_modules=path or None)
+    return {"stream": stream, "pinned": stream and not low_memory, "block_modules": path}
+
+
+#: Families whose VAE is always tiled (HunyuanVideo's untiled 720p decode is a known OOM point, and diffusers'
+#: own examples enable it).
+ALWAYS_TILED = ("hunyuan",)
+
+
+def _decode_fits(request, tiled: bool = False) -> bool:
+    import torch
+
+    free, _ = torch.cuda.mem_get_info()
+    vae = "fp32" if request.family == "wan" else "bf16"
+    return free > decode_bytes(request.width, request.height, request.frames, vae_dtype=vae, tiled=tiled)
+
+
+def apply_profile(pipe, profile: str, *, quantized: bool = False, warn=print, family: str | None = None,
+                  request=None) -> str:
+    """Place the pipeline for ``profile``; returns the profile actually used. ``family``/``request``: VAE tiling
+    where the family always needs it, or where the decode would not fit the free memory after placement."""
+    import torch
+
+    del quantized  # quanto weights move under every profile (see _group_offload)
+    family = family or (request.family if request is not None else None)
     if profile == "cpu":
         return profile
-    if profile in ("group", "lowvram") and quantized:
-        # diffusers#12610: group offloading moves only the quanto wrapper, not its int8 data and scales
-        warn(f"profile '{profile}' does not work with quanto int8 weights in diffusers yet (diffusers#12610): "
-             "using model offload" + (" with VAE tiling" if profile == "lowvram" else ""))
-        pipe.enable_model_cpu_offload()
-        if profile == "lowvram":
-            pipe.vae.enable_tiling()
-        return "offload+tiling" if profile == "lowvram" else "offload"
     if profile == "gpu":
         pipe.to("cuda")
     elif profile == "offload":
         pipe.enable_model_cpu_offload()
     elif profile in ("group", "lowvram"):
-        from diffusers.hooks import apply_group_offloading
-
         onload, offload = torch.device("cuda"), torch.device("cpu")
         for name, module in pipe.components.items():
             if not isinstance(module, torch.nn.Module):
                 continue
-            if name.startswith(("transformer", "text_encoder")):
-                apply_group_offloading(module, onload_device=onload, offload_device=offload,
-                                       offload_type="block_level", num_blocks_per_group=1, use_stream=True)
+            if name.startswith(GROUPED):
+                _group_offload(name, module, onload, offload)
             else:
                 module.to(onload)
-        if profile == "lowvram":
-            pipe.vae.enable_tiling()
     else:
         raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
+    vae = getattr(pipe, "vae", None)
+    if vae is not None and hasattr(vae, "enable_tiling"):
+        if profile == "lowvram" or family in ALWAYS_TILED:
+            vae.enable_tiling()
+        elif request is not None and not _decode_fits(request):
+            warn(f"the VAE decode of {request.width}x{request.height} would not fit the free GPU memory: decoding "
+                 "in tiles")
+            vae.enable_tiling()
     return profile
 
 
@@ -238,21 +476,52 @@ def call_arguments(request, pipe, generator) -> dict:
     return kwargs
 
 
-def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
-    """Call the pipeline; time encode (to the first transformer call), denoise (to the last step), decode."""
+def _peak_memory(device: str, lowest_free: int | None) -> dict:
+    """Peak host RSS; on CUDA the allocator's peaks (allocated, reserved), the device-level peak (total minus the
+    lowest free memory seen at the step ends: context and other processes included) and pinned host memory."""
     import resource
 
     import torch
 
-    marks: dict = {}
+    peak = {"ram_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if device == "cuda":
+        _, total = torch.cuda.mem_get_info()
+        allocated = torch.cuda.max_memory_allocated()
+        peak.update(vram_bytes=allocated, vram_allocated_bytes=allocated,
+                    vram_reserved_bytes=torch.cuda.max_memory_reserved(),
+                    vram_device_peak_bytes=total - lowest_free if lowest_free is not None else None,
+                    pinned_host_bytes=torch.cuda.host_memory_stats().get("allocated_bytes.current", 0))
+    return peak
+
+
+def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
+    """Call the pipeline; time encode (to the first transformer call), denoise (to the last step, and each step),
+    decode; on CUDA every mark waits for the GPU (``synchronize``) so that the times are the GPU's."""
+    import torch
+
+    cuda = device == "cuda"
+    marks: dict = {"calls": 0}
+    steps: list = []
+    lowest_free: list = []
+
+    def now() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def first_forward(*_args, **_kwargs):
-        marks.setdefault("denoise_start", time.perf_counter())
+        marks["calls"] += 1
+        if "denoise_start" not in marks:
+            marks["denoise_start"] = marks["step_start"] = now()
 
     handles = [model.register_forward_pre_hook(first_forward) for model in transformers(pipe)]
 
     def step_end(_pipe, step, _timestep, callback_kwargs):
-        marks["denoise_end"] = time.perf_counter()
+        marks["denoise_end"] = now()
+        steps.append(marks["denoise_end"] - marks.get("step_start", marks["denoise_end"]))
+        marks["step_start"] = marks["denoise_end"]
+        if cuda:
+            lowest_free.append(torch.cuda.mem_get_info()[0])
         if on_step:
             on_step(step + 1, request.steps)
         return callback_kwargs
@@ -260,23 +529,23 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
     generator = torch.Generator("cpu").manual_seed(request.seed)
     kwargs = call_arguments(request, pipe, generator)
     kwargs.setdefault("callback_on_step_end", step_end)
-    if device == "cuda":
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
+        lowest_free.append(torch.cuda.mem_get_info()[0])
+    start = now()
     try:
         with torch.inference_mode():
             output = pipe(**kwargs)
     finally:
         for handle in handles:
             handle.remove()
-    end = time.perf_counter()
+    end = now()
     begin = marks.get("denoise_start", start)
     finish = marks.get("denoise_end", end)
     timings = {"encode": begin - start, "denoise": finish - begin, "decode": end - finish}
-    peak = {"ram_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
-    if device == "cuda":
-        peak["vram_bytes"] = torch.cuda.max_memory_allocated()
+    peak = _peak_memory(device, min(lowest_free) if lowest_free else None)
     frames = output.frames[0]
-    if hasattr(frames, "float"):  # a tensor (some pipelines ignore output_type="np")
+    if hasattr(frames, "float"):  # a tensor (some pipelines ignore output_type="np"; output_type="latent")
         frames = frames.float().cpu().numpy()
-    return RunResult(frames=frames, timings=timings, peak_memory=peak, device=device, profile=profile)
+    return RunResult(frames=frames, timings=timings, peak_memory=peak, device=device, profile=profile,
+                     step_seconds=steps, transformer_calls=marks["calls"])

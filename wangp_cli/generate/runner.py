@@ -320,6 +320,14 @@ class Generator:
         self._pipe = None
         self._placement = ("cpu", "cpu")
         self._loras = None  # generate.loras.AttachedLoras of the loaded pipeline
+        from wangp_cli.generate.engine import prepare_cuda_environment
+
+        prepare_cuda_environment()
+
+    @property
+    def placement(self) -> tuple[str, str]:
+        """(profile, device) of the loaded pipeline (("cpu", "cpu") before the first load)."""
+        return self._placement
 
     @staticmethod
     def _request_key(request: GenerateRequest, files: ModelFiles) -> tuple:
@@ -345,11 +353,12 @@ class Generator:
         pipe = engine.build_pipeline(request, loaded.model, files.components, engine.torch_dtype(files.dtype),
                                      transformer_2=second.model if second else None)
         self._loras = self._attach_loras(pipe, request, files)  # before placement: offloading sees the adapters
-        profile, device = engine.pick_profile(pipe, request.profile)
+        quantized = loaded.quantized or bool(second and second.quantized)
+        profile, device = engine.pick_profile(pipe, request.profile, request=request, quantized=quantized)
         if device == "cpu":
             self.reporter.warn("no CUDA GPU: running on the CPU (slow; fine for tiny models)")
-        profile = engine.apply_profile(pipe, profile, quantized=loaded.quantized or bool(second and second.quantized),
-                                       warn=self.reporter.warn)
+        profile = engine.apply_profile(pipe, profile, quantized=quantized, warn=self.reporter.warn,
+                                       family=request.family, request=request)
         self._key, self._pipe, self._placement = key, pipe, (profile, device)
         return pipe
 
@@ -389,6 +398,7 @@ class Generator:
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
+            torch.accelerator.empty_host_cache()  # pinned copies of group offloading outlive the model otherwise
 
     def render(self, request: GenerateRequest) -> Rendering:
         """Fetch what is missing, load (or reuse) the pipeline, run it: the frames, not yet saved."""
