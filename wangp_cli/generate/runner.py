@@ -299,6 +299,19 @@ def preflight(catalog: Catalog, request: GenerateRequest) -> Preflight:
     return checked
 
 
+def _trim_heap() -> None:
+    """Give freed host memory back to the OS between models (accelerate's model offload re-allocates pageable copies
+    each cycle, so RSS creeps up over a long batch: diffusers#7970); glibc only, a no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 @dataclass
 class Rendering:
     """Frames of one request before saving, with what produced them."""
@@ -308,6 +321,7 @@ class Rendering:
     timings: dict
     reused: bool  # the pipeline of the previous request served this one
     started: float
+    speed: dict = field(default_factory=dict)  # attention backend, compiled blocks, step cache (for the record)
 
 
 class Generator:
@@ -320,6 +334,8 @@ class Generator:
         self._pipe = None
         self._placement = ("cpu", "cpu")
         self._loras = None  # generate.loras.AttachedLoras of the loaded pipeline
+        self._compiled = None  # what accel.compile_transformers compiled in the loaded pipeline
+        self._dtype = None  # the compute dtype of the loaded pipeline
         from wangp_cli.generate.engine import prepare_cuda_environment
 
         prepare_cuda_environment()
@@ -332,10 +348,11 @@ class Generator:
     @staticmethod
     def _request_key(request: GenerateRequest, files: ModelFiles) -> tuple:
         return (request.model_id, request.preference, str(files.components), request.profile, tuple(files.loras),
-                request.image is not None)  # TI2V 5B: another pipeline class with a start image
+                request.image is not None,  # TI2V 5B: another pipeline class with a start image
+                request.compile)  # compiled blocks stay compiled: a request without --compile loads afresh
 
     def _pipeline(self, request: GenerateRequest, files: ModelFiles):
-        from wangp_cli.generate import engine
+        from wangp_cli.generate import accel, engine
 
         key = self._request_key(request, files)
         if key == self._key:
@@ -345,12 +362,14 @@ class Generator:
 
         home = self.catalog.home
         arch = get_architecture(request.architecture, self.catalog.target)
-        loaded = load_transformer([home.resolve(p) for p in files.transformer], engine.torch_dtype(files.dtype),
+        self._dtype = self._compute_dtype(request, files)
+        dtype = engine.torch_dtype(self._dtype)
+        loaded = load_transformer([home.resolve(p) for p in files.transformer], dtype,
                                   arch_shape=arch.transformer, quantize=files.auto_quantize)
-        second = load_transformer([home.resolve(p) for p in files.transformer2], engine.torch_dtype(files.dtype),
+        second = load_transformer([home.resolve(p) for p in files.transformer2], dtype,
                                   arch_shape=arch.transformer, quantize=files.auto_quantize2) \
             if files.transformer2 else None  # Wan 2.2 A14B's low-noise transformer
-        pipe = engine.build_pipeline(request, loaded.model, files.components, engine.torch_dtype(files.dtype),
+        pipe = engine.build_pipeline(request, loaded.model, files.components, dtype,
                                      transformer_2=second.model if second else None)
         self._loras = self._attach_loras(pipe, request, files)  # before placement: offloading sees the adapters
         quantized = loaded.quantized or bool(second and second.quantized)
@@ -359,8 +378,24 @@ class Generator:
             self.reporter.warn("no CUDA GPU: running on the CPU (slow; fine for tiny models)")
         profile = engine.apply_profile(pipe, profile, quantized=quantized, warn=self.reporter.warn,
                                        family=request.family, request=request)
+        self._compiled = accel.compile_transformers(pipe, profile) if request.compile else None
         self._key, self._pipe, self._placement = key, pipe, (profile, device)
         return pipe
+
+    def _compute_dtype(self, request: GenerateRequest, files: ModelFiles) -> str:
+        """The file's dtype, or what the GPU computes best (no native bf16 below sm 8.0; HunyuanVideo never fp16:
+        ``numerics.compute_dtype``), with a warning when it differs."""
+        import torch
+
+        from wangp_cli.generate.numerics import compute_dtype
+
+        gpu = torch.cuda.is_available() and request.profile != "cpu"
+        chosen, warnings = compute_dtype(files.dtype, request.family,
+                                         torch.cuda.get_device_capability() if gpu else None,
+                                         asked="dtype" in request.asked)
+        for message in warnings:
+            self.reporter.warn(message)
+        return chosen
 
     def _attach_loras(self, pipe, request: GenerateRequest, files: ModelFiles):
         """The request's LoRAs attached to the pipeline's transformer(s) (None without LoRAs)."""
@@ -399,10 +434,11 @@ class Generator:
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
             torch.accelerator.empty_host_cache()  # pinned copies of group offloading outlive the model otherwise
+        _trim_heap()
 
     def render(self, request: GenerateRequest) -> Rendering:
         """Fetch what is missing, load (or reuse) the pipeline, run it: the frames, not yet saved."""
-        from wangp_cli.generate import engine
+        from wangp_cli.generate import accel, cache, engine
 
         timings = {}
         started = time.perf_counter()
@@ -426,11 +462,18 @@ class Generator:
                 stepper.step_end(done - 1)  # the weights of the next step
             self.reporter.step(done, total)
 
-        result = engine.run(pipe, request, device=device, profile=profile, on_step=on_step)
+        attention = accel.set_attention(pipe, request.family, request.attention, device)  # a reused pipeline too
+        step_cache = cache.apply_step_cache(pipe, request)
+        try:
+            result = engine.run(pipe, request, device=device, profile=profile, on_step=on_step)
+        finally:
+            cache.remove_step_cache(pipe)  # the next request of this pipeline brings its own
         for name in ("encode", "denoise", "decode"):
             timings[name] = result.timings[name]
             self.reporter.stage(name, timings[name])
-        return Rendering(result, files, timings, reused, started)
+        speed = {"compute_dtype": self._dtype, "attention": attention, "compile": self._compiled,
+                 "step_cache": step_cache}
+        return Rendering(result, files, timings, reused, started, speed)
 
     def generate(self, request: GenerateRequest) -> dict:
         """Run one request and save the mp4; returns the result record (also written as the JSON sidecar).
@@ -456,6 +499,8 @@ class Generator:
             "quantized": files.quantized or files.auto_quantize,
             "dtype": files.dtype, "device": result.device, "profile": result.profile,
             "model_reused": rendering.reused, "timings": {k: round(v, 4) for k, v in timings.items()},
+            "step_seconds": [round(v, 4) for v in result.step_seconds], **rendering.speed,
+            "transformer_calls": result.transformer_calls,
             "peak_memory": result.peak_memory, "metadata_shortened": shortened, "settings": metadata,
         }
         record["sidecar"] = str(write_sidecar(path, record))
