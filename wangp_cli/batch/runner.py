@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,8 @@ class BatchOptions:
     components: Path | None = None
     pipeline_kwargs: dict = field(default_factory=dict)
     asked: tuple[str, ...] = ()  # preference fields set on the command line ("quantization", "dtype")
+    attention: str = "auto"
+    compile: bool = False
 
 
 @dataclass
@@ -64,7 +68,8 @@ def job_request(catalog: Catalog, job: Job, options: BatchOptions) -> GenerateRe
     asked = set(options.asked) | {name for name in ("quantization", "dtype") if getattr(job, name)}
     return build_request(catalog, job.model_id, settings=job.settings, preference=preference,
                          output=video_path(options, job), profile=options.profile, components=options.components,
-                         pipeline_kwargs=options.pipeline_kwargs, asked=tuple(sorted(asked)), **job.media)
+                         pipeline_kwargs=options.pipeline_kwargs, asked=tuple(sorted(asked)),
+                         attention=options.attention, compile=options.compile, **job.media)
 
 
 def plan_jobs(catalog: Catalog, jobs: list[Job], options: BatchOptions, *, files: bool = True) -> list[Planned]:
@@ -167,24 +172,89 @@ def _base_record(item: Planned) -> dict:
     return record
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error (``torch.OutOfMemoryError``), or an error raised from one; told by its type
+    name so that torch need not be imported."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(kind.__name__ == "OutOfMemoryError" for kind in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _generate(generator, request: GenerateRequest) -> tuple[dict | None, str | None, Exception | None]:
+    """(result, None, None), or (None, the error's text, the error) for a job's own failure."""
+    try:
+        return generator.generate(request), None, None
+    except WangpError as exc:
+        return None, exc.message, exc
+    except Exception as exc:  # noqa: BLE001 - one failing job never stops the rest
+        return None, f"{type(exc).__name__}: {exc}", exc
+
+
+#: Per generator: (model id, asked profile) -> the profile an out-of-memory retry went down to, where that model's
+#: later jobs start (rather than running out of memory and reloading once more for every job).
+_LOWERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lowered(request: GenerateRequest, profile: str) -> GenerateRequest:
+    request.draw_seed()  # drawn once: the record shows the job's own request
+    return dataclasses.replace(request, profile=profile)
+
+
+def _retry_lower(generator, request: GenerateRequest) -> tuple[tuple | None, dict]:
+    """After a CUDA out-of-memory error: drop the pipeline (and the CUDA cache), then run the request once
+    more one profile lower (gpu > offload > group > lowvram); ``(outcome, record keys)``, the outcome None
+    when there is no lower profile. Retrying as is would fail again: the same profile, a fragmented cache."""
+    from wangp_cli.generate.engine import lower_profile
+
+    profile = generator.placement[0]
+    lower = lower_profile(profile)
+    generator.close()
+    if lower is None:
+        return None, {"warnings": [f"CUDA out of memory with profile '{profile}': no lower profile to retry with"]}
+    warning = f"CUDA out of memory with profile '{profile}': retried with profile '{lower}'"
+    reporter = getattr(generator, "reporter", None)
+    if reporter is not None:
+        reporter.warn(warning)
+    outcome = _generate(generator, _lowered(request, lower))
+    if outcome[2] is not None and out_of_memory(outcome[2]):
+        generator.close()  # the next job starts from an empty cache
+    return outcome, {"retried_profile": lower, "warnings": [warning]}
+
+
 def run_job(generator, item: Planned) -> dict:
-    """Generate one job; never raises for a job's own failure (the record says what went wrong)."""
+    """Generate one job; never raises for a job's own failure (the record says what went wrong). A CUDA
+    out-of-memory error is retried once, one profile lower (the record's ``retried_profile``); the model's
+    later jobs on this generator start at that profile."""
     if item.error:
         return {**_base_record(item), "status": "invalid", "error": item.error}
     started = time.perf_counter()
-    try:
-        result = generator.generate(item.request)
-    except WangpError as exc:
-        error = exc.message
-    except Exception as exc:  # noqa: BLE001 - one failing job never stops the rest
-        error = f"{type(exc).__name__}: {exc}"
-    else:
+    request, warnings = item.request, []
+    asked = (request.model_id, request.profile)
+    earlier = _LOWERED.get(generator, {}).get(asked)
+    if earlier is not None:
+        request = _lowered(request, earlier)
+        warnings.append(f"profile '{earlier}': an earlier job of '{request.model_id}' ran out of GPU memory")
+    result, error, exc = _generate(generator, request)
+    extra = {}
+    if exc is not None and out_of_memory(exc):
+        retried, extra = _retry_lower(generator, request)
+        if retried is not None:
+            result, error, exc = retried
+            _LOWERED.setdefault(generator, {})[asked] = extra["retried_profile"]
+    if warnings or "warnings" in extra:
+        extra["warnings"] = warnings + extra.get("warnings", [])
+    if result is not None:
         return {**_base_record(item), "status": "ok", "error": None,
                 "seconds": round(time.perf_counter() - started, 3), "timings": result["timings"],
                 "peak_memory": result["peak_memory"], "model_reused": result["model_reused"],
-                "device": result["device"]}
+                "device": result["device"], "profile": result.get("profile"),
+                **{key: result.get(key) for key in ("attention", "compile", "step_cache", "step_seconds")}, **extra}
     return {**_base_record(item), "status": "failed", "error": error,
-            "seconds": round(time.perf_counter() - started, 3)}
+            "seconds": round(time.perf_counter() - started, 3), **extra}
 
 
 def _seed_in(data) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from typing import Annotated, List, Optional
 
 import typer
@@ -13,9 +14,21 @@ from wangp_cli.cli._options import (
 )
 from wangp_cli.cli._output import emit, emit_json, handle_errors, open_catalog, settings, warn
 from wangp_cli.core.errors import UsageError
+from wangp_cli.generate.accel import ATTENTION_CHOICES
+from wangp_cli.generate.cache import CACHE_TYPES
 
 PROFILE_HELP = ("Memory profile: gpu (all on the GPU), offload (model offload), group (block-level group "
                 "offloading), lowvram (group + VAE tiling), cpu. Default: picked from free VRAM.")
+Attention = Enum("Attention", {name: name for name in ATTENTION_CHOICES}, type=str)
+CacheType = Enum("CacheType", {name: name for name in CACHE_TYPES}, type=str)
+ATTENTION_HELP = ("Attention kernels of the transformer(s): auto (the fastest installed that runs here: sage, "
+                  "flash3, flash, else sdpa), sdpa (torch), cudnn, flash (flash-attn 2), flash3 (FlashAttention 3, "
+                  "Hopper), sage (SageAttention 2).")
+COMPILE_HELP = ("torch.compile the transformer's repeated blocks: the first video of a model compiles (a minute "
+                "or more), later ones of a manifest or Ray actor reuse it. Needs Triton (CUDA) or a C++ compiler "
+                "(CPU).")
+CACHE_HELP = ("Step cache ('skip_steps_cache_type'): none, mag (MagCache), tea (TeaCache): skips transformer "
+              "steps, about --cache-multiplier times faster.")
 
 
 class StageReporter:
@@ -148,6 +161,19 @@ def generate_command(
                                                       rich_help_panel="Batch")] = None,
     retries: Annotated[int, typer.Option(min=0, help="Batch with Ray: retries of a failed job.",
                                          rich_help_panel="Batch")] = 1,
+    attention: Annotated[Attention, typer.Option(help=ATTENTION_HELP, rich_help_panel="Speed")] = Attention.auto,
+    compile: Annotated[bool, typer.Option("--compile", help=COMPILE_HELP, rich_help_panel="Speed")] = False,
+    cache: Annotated[Optional[CacheType], typer.Option(help=CACHE_HELP, show_default=False,
+                                                       rich_help_panel="Speed")] = None,
+    cache_multiplier: Annotated[Optional[float], typer.Option("--cache-multiplier", metavar="FLOAT", help="The "
+                                                              "speed-up asked of the step cache "
+                                                              "('skip_steps_multiplier'; WanGP offers 1.5 to 2.5, "
+                                                              "default 1.75).", show_default=False,
+                                                              rich_help_panel="Speed")] = None,
+    cache_start: Annotated[Optional[float], typer.Option("--cache-start", metavar="PERCENT", help="Share of the "
+                                                         "steps always computed before the step cache may skip "
+                                                         "('skip_steps_start_step_perc', 0 to 100).",
+                                                         show_default=False, rich_help_panel="Speed")] = None,
     target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
@@ -172,7 +198,8 @@ def generate_command(
                   if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"))
     flags = {"prompt": prompt, "negative_prompt": negative_prompt, "resolution": resolution, "frames": frames,
              "steps": steps, "guidance": guidance, "embedded_guidance": embedded_guidance, "flow_shift": flow_shift,
-             "seed": seed}
+             "seed": seed, "cache": cache.value if cache is not None else None,
+             "cache_multiplier": cache_multiplier, "cache_start": cache_start}
     single = {"--finetune": finetune, "--image": image, "--last-image": last_image, "--control-video": control_video,
               "--mask": mask, "--reference-image": reference_image, "--lora": lora, **{f"--{k.replace('_', '-')}": v
                                                                        for k, v in flags.items()}}
@@ -185,7 +212,8 @@ def generate_command(
                             profile=profile, components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
                             shard_text=shard, force=force, results=results, dry_run=dry_run, export_wangp=export_wangp,
                             ray=ray_address or ("local" if ray else None),
-                            ray_actors=ray_actors, retries=retries, format=format, asked=asked)
+                            ray_actors=ray_actors, retries=retries, format=format, asked=asked,
+                            attention=attention.value, compile=compile)
     batch_only = [name for name, value in {"--shard": shard, "--force": force, "--results": results,
                                            "--export-wangp": export_wangp, "--ray": ray, "--ray-address": ray_address,
                                            "--ray-actors": ray_actors}.items() if value]
@@ -199,7 +227,7 @@ def generate_command(
                             image=image, last_image=last_image, control_video=control_video, mask=mask,
                             reference_images=reference_image or [], output=output, profile=profile,
                             components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []), asked=asked,
-                            loras=lora or [])
+                            loras=lora or [], attention=attention.value, compile=compile)
     checked = preflight(catalog, request)  # before a seed is drawn or torch imported
     for message in checked.warnings:
         warn(message)
@@ -240,7 +268,8 @@ def _print_plan(request, checked, format: DataFormat) -> None:
                if files.transformer2 else {}),
             "dtype": files.dtype, "width": request.width, "height": request.height, "frames": request.frames,
             "fps": request.fps, "steps": request.steps, "seed": seed, "output": str(checked.output),
-            "download": checked.download, "warnings": checked.warnings, "settings": request.settings}
+            "download": checked.download, "warnings": checked.warnings, "attention": request.attention,
+            "compile": request.compile, "step_cache": step_cache(request.settings), "settings": request.settings}
     if format is DataFormat.json:
         return emit_json(plan)
     output = str(checked.output) + ("" if checked.output.suffix.lower() == ".mp4" else
@@ -252,11 +281,34 @@ def _print_plan(request, checked, format: DataFormat) -> None:
             ("video", f"{request.width}x{request.height}, {request.frames} frames at {request.fps} fps, "
                       f"{request.steps} steps, seed {'random' if seed is None else seed}"),
             ("prompt", shown(request.settings.get("prompt", ""), 70)),
+            ("speed", speed_text(request.attention, request.compile, plan["step_cache"])),
             ("output", output),
             ("download", ", ".join(checked.download) or "nothing")]
     for name, value in rows:
         emit(f"{name:<12} {value}")
     emit("ready: every check passed, nothing was loaded")
+
+
+def step_cache(settings: dict) -> dict | None:
+    """The step cache the settings ask for (None: off), as the plan shows it."""
+    from wangp_cli.generate import cache
+
+    kind = cache.cache_type(settings)
+    if kind == "none":
+        return None
+    return {"type": kind, "multiplier": settings.get("skip_steps_multiplier", cache.DEFAULT_MULTIPLIER),
+            "start_step_perc": settings.get("skip_steps_start_step_perc", 0)}
+
+
+def _cache_text(cached: dict | None) -> str:
+    if cached is None:
+        return "no step cache"
+    return f"step cache {cached['type']} x{cached['multiplier']} from {cached['start_step_perc']}% of the steps"
+
+
+def speed_text(attention: str, compiled: bool, cached: dict | None) -> str:
+    """``attention auto, no compile, step cache mag x1.75 from 20% of the steps``."""
+    return f"attention {attention}, {'compile' if compiled else 'no compile'}, {_cache_text(cached)}"
 
 
 def _dry_run_line(record: dict) -> str:
@@ -268,6 +320,8 @@ def _dry_run_line(record: dict) -> str:
 
     head += (f", steps={record['steps']}, frames={record['frames']}, {record['resolution']}, "
              f"prompt={shown(record['prompt'], 40)}")
+    if record.get("step_cache"):
+        head += ", " + _cache_text(record["step_cache"])
     if record["download"]:
         head += f", downloads {len(record['download'])} file(s)"
     return f"[OK] {head}" + (" (video exists)" if record["exists"] else "")
@@ -275,7 +329,7 @@ def _dry_run_line(record: dict) -> str:
 
 def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
                  pipeline_kwargs, shard_text, force, results, dry_run, export_wangp, ray, ray_actors, retries,
-                 format, asked=()) -> None:
+                 format, asked=(), attention="auto", compile=False) -> None:
     """``--manifest``: every job of the manifest (or of one shard), serially or over Ray; or a check / an export."""
     import os
     import time
@@ -288,7 +342,7 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
     output_dir = Path(output).resolve() if output else (catalog.home.root / "outputs").resolve()
     options = runner.BatchOptions(output_dir=output_dir, preference=preference, force=force, profile=profile,
                                   components=Path(components).resolve() if components else None,
-                                  pipeline_kwargs=pipeline_kwargs, asked=asked)
+                                  pipeline_kwargs=pipeline_kwargs, asked=asked, attention=attention, compile=compile)
     results_path = Path(results) if results else output_dir / runner.results_name(selected)
     if export_wangp is None:
         runner.check_outputs(catalog, Path(manifest), options, results_path)
@@ -313,12 +367,18 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
         return
     if dry_run:
         records = runner.dry_run(catalog, planned)
+        for item, record in zip(planned, records):  # in the manifest's order
+            if item.request is not None:
+                record["step_cache"] = step_cache(item.request.settings)
         valid = sum(r["status"] == "valid" for r in records)
         if format is DataFormat.json:
-            emit_json({"jobs": records, "valid": valid, "total": len(records)})
+            emit_json({"jobs": records, "valid": valid, "total": len(records), "attention": attention,
+                       "compile": compile})
         else:
             for record in records:
                 emit(_dry_run_line(record))
+            if attention != "auto" or compile:
+                emit(f"every job: attention {attention}, {'compile' if compile else 'no compile'}")
             emit(f"{valid}/{len(records)} job(s) valid")
         if valid != len(records):
             raise typer.Exit(1)
@@ -337,6 +397,8 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
             state = record["status"] + (f": {record['error']}" if record.get("error") else "")
             seconds = f" {record['seconds']:.1f} s" if record.get("seconds") is not None else ""
             sys.stderr.write(f"[Job {len(done)}/{len(planned)}] {record['id']} ({record['model']}) {state}{seconds}\n")
+            for message in record.get("warnings") or ():  # an out-of-memory retry one profile lower, ...
+                warn(f"{record['id']}: {message}")
 
     runner.run_manifest(catalog, planned, options, results_path, ray_address=ray, ray_actors=ray_actors,
                         retries=retries, on_result=progress)

@@ -24,10 +24,72 @@ def _ram_available() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def environment_report() -> dict:
-    from importlib import metadata
+#: The sizes the profile table plans for: name -> (width, height, frames).
+PLAN_SIZES = {"480p": (832, 480, 81), "720p": (1280, 720, 81)}
+#: Weights the table plans for: name -> quantized.
+PLAN_WEIGHTS = {"16-bit": False, "int8": True}
 
+
+def gpu_report() -> dict:
+    """The CUDA device wangp would use (device 0): name, compute capability, free/total VRAM, bf16 support."""
     import torch
+
+    device = {"name": "cpu (no CUDA GPU)", "cuda": torch.version.cuda}
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        major, minor = torch.cuda.get_device_capability(0)
+        device.update(name=torch.cuda.get_device_name(0), vram_free_bytes=free, vram_total_bytes=total,
+                      count=torch.cuda.device_count(), capability=f"{major}.{minor}",
+                      bf16=bool(torch.cuda.is_bf16_supported()))
+    return device
+
+
+def attention_report(device: str) -> dict:
+    """Which ``--attention`` kernels are installed, which run on ``device``, and the dispatcher name ``auto``
+    picks there for each family."""
+    from wangp_cli.families import FAMILIES
+    from wangp_cli.generate.accel import installed_backends, resolve_attention, usable_backends
+
+    return {"installed": installed_backends(), "usable": list(usable_backends(device)),
+            "auto": {family: resolve_attention("auto", family, device) for family in FAMILIES}}
+
+
+def _plan_target(arch_id: str) -> str | None:
+    """The newest target that knows the architecture (``i2v_720p`` is a WanGP 7 base type only)."""
+    from wangp_cli.core.registry import DEFAULT_TARGET, get_architecture
+
+    return next((target for target in (DEFAULT_TARGET, "july") if get_architecture(arch_id, target)), None)
+
+
+def profile_plan(free: int) -> dict:
+    """The profile ``generate`` would pick with ``free`` bytes of VRAM, for every supported architecture at
+    :data:`PLAN_SIZES`, 16-bit and int8: ``{arch: {"480p": {"margin_bytes", "16-bit": {"bytes", "profile"},
+    "int8": {...}}, ...}}`` (sizes from the model shapes, nothing loaded)."""
+    from wangp_cli.generate import engine
+
+    plan = {}
+    for arch_id in engine.PIPELINES:
+        target = _plan_target(arch_id)
+        if target is None:
+            continue
+        weights = {name: engine.estimated_bytes(arch_id, target, quantized=quantized)
+                   for name, quantized in PLAN_WEIGHTS.items()}
+        sizes = {}
+        for size, (width, height, frames) in PLAN_SIZES.items():
+            margin = engine.request_margin(arch_id, width, height, frames, target=target)
+            sizes[size] = {"margin_bytes": margin, **{
+                name: {"bytes": sum(components.values()),
+                       "profile": engine.choose_profile(free, components, margin, quantized=PLAN_WEIGHTS[name])}
+                for name, components in weights.items()}}
+        plan[arch_id] = sizes
+    return plan
+
+
+def environment_report(vram_gib: float | None = None) -> dict:
+    """Versions, the device (:func:`gpu_report`), RAM, ffmpeg, the attention kernels, and the profile per
+    architecture for the GPU's free VRAM, or for ``vram_gib`` GiB (a card one does not have); without either
+    ``profiles`` is None."""
+    from importlib import metadata
 
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -35,18 +97,21 @@ def environment_report() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "missing"
-    device = {"name": "cpu (no CUDA GPU)", "cuda": torch.version.cuda}
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        device.update(name=torch.cuda.get_device_name(0), vram_free_bytes=free, vram_total_bytes=total,
-                      count=torch.cuda.device_count())
+    device = gpu_report()
     try:
         import imageio_ffmpeg
 
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError) as exc:
         ffmpeg = f"missing ({exc})"
-    return {"versions": versions, "device": device, "ram_available_bytes": _ram_available(), "ffmpeg": ffmpeg}
+    free = int(vram_gib * 1024**3) if vram_gib is not None else device.get("vram_free_bytes")
+    profiles = None
+    if free is not None:
+        profiles = {"vram_bytes": free, "source": "--vram" if vram_gib is not None else "gpu",
+                    "sizes": {name: list(size) for name, size in PLAN_SIZES.items()},
+                    "architectures": profile_plan(free)}
+    return {"versions": versions, "device": device, "ram_available_bytes": _ram_available(), "ffmpeg": ffmpeg,
+            "attention": attention_report("cuda" if "capability" in device else "cpu"), "profiles": profiles}
 
 
 def self_test(kind: str = "t2v") -> dict:

@@ -20,6 +20,8 @@ from wangp_cli.core.registry import get_architecture
 from wangp_cli.core.settings import merged_settings
 from wangp_cli.core.variants import Preference
 from wangp_cli.families import FAMILIES, family_for_architecture
+from wangp_cli.generate import cache
+from wangp_cli.generate.accel import attention_problems
 from wangp_cli.generate.engine import MANAGED_ARGUMENTS, PIPELINES
 from wangp_cli.generate.loras import for_request
 
@@ -33,7 +35,11 @@ CONTROL_INPUTS = ("control_video", "mask", "reference_images")
 #: CLI flag -> the WanGP settings key it overrides.
 FLAG_KEYS = {"prompt": "prompt", "negative_prompt": "negative_prompt", "resolution": "resolution",
              "frames": "video_length", "steps": "num_inference_steps", "guidance": "guidance_scale",
-             "embedded_guidance": "embedded_guidance_scale", "flow_shift": "flow_shift", "seed": "seed"}
+             "embedded_guidance": "embedded_guidance_scale", "flow_shift": "flow_shift", "seed": "seed",
+             "cache": "skip_steps_cache_type", "cache_multiplier": "skip_steps_multiplier",
+             "cache_start": "skip_steps_start_step_perc"}
+#: ``--cache none`` (and a manifest's ``"cache": "none"``): WanGP's empty ``skip_steps_cache_type``, no step cache.
+CACHE_OFF = "none"
 MAX_SEED = 999999999
 #: WanGP's limits, as ``wangp validate`` knows them: the steps slider and the largest side of its sizes.
 MAX_STEPS = K.RANGES["num_inference_steps"][1]
@@ -92,6 +98,8 @@ class GenerateRequest:
     random_seed: bool = False  # the settings asked for -1: ``seed`` is (or will be) drawn
     asked: tuple[str, ...] = ()  # the preference fields the user set ("quantization", "dtype")
     loras: object = None  # generate.loras.LoraPlan: the definition's, the settings' and --lora's LoRAs
+    attention: str = "auto"  # --attention: a generate.accel.ATTENTION_CHOICES entry
+    compile: bool = False  # --compile: regional torch.compile of the transformer blocks
 
     def draw_seed(self) -> int:
         """The seed, drawn now when the settings ask for a random one (-1)."""
@@ -219,13 +227,16 @@ def _control_problems(arch_id: str, given: dict[str, bool]) -> list[str]:
 def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *, preference: Preference | None = None,
                   image=None, last_image=None, control_video=None, mask=None, reference_images=(), output=None,
                   profile: str | None = None, components=None, pipeline_kwargs: dict | None = None,
-                  settings: dict | None = None, asked: tuple[str, ...] = (), loras=()) -> GenerateRequest:
+                  settings: dict | None = None, asked: tuple[str, ...] = (), loras=(), attention: str = "auto",
+                  compile: bool = False) -> GenerateRequest:
     """Merge settings (architecture < definition < settings file < ``settings`` < flags) and check every value
     and input file; nothing is loaded, nothing is written.
 
     ``flags`` are keyed by :data:`FLAG_KEYS` names (``frames``, ``steps``, ...); None values are ignored.
     ``settings`` are WanGP settings keys (``video_length``, ``num_inference_steps``, ...), e.g. from a manifest.
     ``loras``: ``--lora FILE_OR_URL[:MULTIPLIER]`` values, added to the settings' ``activated_loras``.
+    ``attention`` / ``compile``: the speed levers (generate.accel), checked here against the family and what is
+    installed; ``cache`` ``"none"`` in ``flags`` or ``settings`` is WanGP's empty ``skip_steps_cache_type``.
     """
     definition = catalog.get(model_id)
     arch_id = definition.architecture or ""
@@ -237,6 +248,8 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         raise UsageError(f"unknown generation setting(s): {', '.join(unknown)}")
     overrides = {**(settings or {}),
                  **{FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None}}
+    if overrides.get("skip_steps_cache_type") == CACHE_OFF:
+        overrides["skip_steps_cache_type"] = ""
     settings, _ = merged_settings(definition, catalog, {k: v for k, v in overrides.items() if v is not None})
     lora_plan = for_request(catalog, definition, arch, family_for_architecture(arch_id), settings, list(loras))
     width, height = _fitted(arch, *parse_resolution(settings.get("resolution", "832x480")))
@@ -270,6 +283,11 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
                                             "reference_images": bool(reference_images)})
     problems += family_for_architecture(arch_id).refusals(model_id, arch_id, settings)
     problems += _pipeline_problems(pipeline_kwargs or {})
+    problems += cache.check_cache_settings(settings, arch_id)
+    attention_refused = attention_problems(attention, arch.family)
+    if profile == "cpu" and attention not in ("auto", "sdpa") and not attention_refused:
+        attention_refused.append(f"--attention {attention} needs a CUDA GPU; --profile cpu runs on the CPU (sdpa)")
+    problems += attention_refused
     if problems:
         raise UsageError("; ".join(problems), hint="fix the flags or the definition's settings")
     settings["seed"] = seed
@@ -281,4 +299,4 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         reference_images=[_media(p, *MEDIA["reference_images"]) for p in reference_images],
         output=Path(output) if output else None, profile=profile,
         components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}),
-        random_seed=seed == -1, asked=tuple(asked), loras=lora_plan)
+        random_seed=seed == -1, asked=tuple(asked), loras=lora_plan, attention=attention, compile=bool(compile))

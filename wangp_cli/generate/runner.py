@@ -374,6 +374,7 @@ class Generator:
         self._loras = self._attach_loras(pipe, request, files)  # before placement: offloading sees the adapters
         quantized = loaded.quantized or bool(second and second.quantized)
         profile, device = engine.pick_profile(pipe, request.profile, request=request, quantized=quantized)
+        self._placement = (profile, device)  # what an out-of-memory retry lowers, should the placement itself fail
         if device == "cpu":
             self.reporter.warn("no CUDA GPU: running on the CPU (slow; fine for tiny models)")
         profile = engine.apply_profile(pipe, profile, quantized=quantized, warn=self.reporter.warn,
