@@ -10,6 +10,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+#: The suite runs on the CPU, also on a machine with a GPU: many tests compare with CPU-built references or rely on
+#: the CPU placement, so CUDA is hidden from torch before anything imports it (gpu-review D13). Each listed id is
+#: invalid, which hides every device from CUDA and torch (parsing stops at a negative id), in this process and in
+#: every child (CLI subprocesses, Ray workers); there are 16 of them because Ray refuses to start a local instance
+#: with more (fake) GPUs than CUDA_VISIBLE_DEVICES lists, and maps each of its fake GPUs to one of them.
+#: ``WANGP_TEST_GPU=1`` leaves the GPUs visible for the tests marked ``gpu`` (``WANGP_TEST_GPU=1 pytest -m gpu``),
+#: which are skipped otherwise.
+GPU_TESTS = os.environ.get("WANGP_TEST_GPU") == "1"
+HIDDEN_GPUS = ",".join(["-1"] * 16)
+if not GPU_TESTS:
+    os.environ["CUDA_VISIBLE_DEVICES"] = HIDDEN_GPUS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_DEFINITIONS = sorted((REPO_ROOT / "finetunes").glob("*.json"))
 
@@ -23,6 +35,7 @@ HF_WAN = "https://huggingface.co/DeepBeepMeep/Wan2.1/resolve/main/"
 HF_ME = "https://huggingface.co/me/my-finetune/resolve/main/"
 
 #: Environment variables that change the CLI's defaults (format, colour, home): never inherited by a test.
+#: (CUDA_VISIBLE_DEVICES is, on purpose: a child process runs on the CPU as the test does.)
 _CLI_ENV = ("GITHUB_ACTIONS", "FORCE_COLOR", "CLICOLOR_FORCE", "WANGP_HOME", "WANGP_DEBUG", "WANGP_TARGET")
 
 
@@ -108,6 +121,18 @@ def subprocess_env(**extra) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(extra)
     return env
+
+
+def pytest_runtest_setup(item):
+    """Tests marked ``gpu`` run only with ``WANGP_TEST_GPU=1`` and a CUDA GPU."""
+    if item.get_closest_marker("gpu") is None:
+        return
+    if not GPU_TESTS:
+        pytest.skip("needs a CUDA GPU: run WANGP_TEST_GPU=1 pytest -m gpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("WANGP_TEST_GPU=1, but torch sees no CUDA GPU")
 
 
 @pytest.fixture(autouse=True)

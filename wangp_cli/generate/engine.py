@@ -58,18 +58,36 @@ def torch_dtype(name: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
-#: CUDA allocator settings wangp starts with unless the user set their own (gpu-review D4, D5): pinned host
-#: blocks are not rounded up to a power of two (group offloading's pinned copies would take ~1.5x the model), and
-#: expandable segments against fragmentation between the denoise and the decode.
-CUDA_ALLOC_CONF = "expandable_segments:True,pinned_max_round_threshold_mb:1"
+#: CUDA allocator settings wangp starts with unless the user set their own (gpu-review D4, D5): expandable segments
+#: against fragmentation between the denoise and the decode, and, where this torch knows the key (added in 2026,
+#: pytorch#171662; an unknown key is an error), pinned host blocks not rounded up to a power of two (group
+#: offloading's pinned copies would take ~1.5x the model).
+CUDA_ALLOC_CONF = "expandable_segments:True"
+PINNED_ROUNDING = "pinned_max_round_threshold_mb:1"
+
+
+def _torch_knows(key: str) -> bool:
+    """Whether the installed torch's allocator configuration parses ``key`` (read from its shipped C++ header, so
+    without importing torch or touching CUDA)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        header = Path(root) / "include" / "c10" / "core" / "AllocatorConfig.h"
+        try:
+            return key.split(":")[0] in header.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+    return False
 
 
 def prepare_cuda_environment() -> None:
-    """Set :data:`CUDA_ALLOC_CONF` before the first CUDA allocation (torch reads it when its allocators start)."""
+    """Set the allocator settings before the first CUDA allocation (torch reads them when its allocators start)."""
     import os
 
     if not any(os.environ.get(name) for name in ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")):
-        os.environ["PYTORCH_ALLOC_CONF"] = CUDA_ALLOC_CONF
+        knows = _torch_knows(PINNED_ROUNDING)
+        os.environ["PYTORCH_ALLOC_CONF"] = CUDA_ALLOC_CONF + ("," + PINNED_ROUNDING if knows else "")
 
 
 def _tensor_bytes(tensor) -> int:

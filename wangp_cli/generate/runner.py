@@ -434,7 +434,9 @@ class Generator:
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
-            torch.accelerator.empty_host_cache()  # pinned copies of group offloading outlive the model otherwise
+            empty_host_cache = getattr(torch.accelerator, "empty_host_cache", None)  # torch >= 2.10
+            if empty_host_cache is not None:
+                empty_host_cache()  # pinned copies of group offloading outlive the model otherwise
         _trim_heap()
 
     def render(self, request: GenerateRequest) -> Rendering:
