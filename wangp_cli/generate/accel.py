@@ -210,15 +210,26 @@ def compile_problem(device: str) -> str | None:
     return None if _cxx_compiler() else "torch.compile on the CPU needs a C++ compiler (g++ or clang++)"
 
 
-def compile_transformers(pipe, profile: str) -> dict:
-    """Regional compilation: ``compile_repeated_blocks`` on every transformer (Wan ``WanTransformerBlock``, VACE
-    blocks, HunyuanVideo's double/single blocks). Blocks compiled earlier are left as they are, so a pipeline kept
-    across jobs (manifests, Ray actors) compiles once. Returns ``{"blocks": compiled now, "fullgraph": False}``.
+def compile_regions(model) -> list:
+    """The regions ``--compile`` compiles: the parameter-holding children of each repeated block (attention, feed-
+    forward, norms). Not the blocks themselves: diffusers' step-cache hooks replace a block's forward and run the
+    original inside ``torch.compiler.disable``, so a compiled block runs eagerly whenever a cache is on (0 graphs
+    captured, measured), while its compiled children still run compiled."""
+    names = set(getattr(model, "_repeated_blocks", None) or ())
+    return [child for block in model.modules() if type(block).__name__ in names
+            for child in block.children() if next(child.parameters(), None) is not None]
 
-    ``fullgraph`` is always False: group-offloading hooks (profiles group / lowvram) and the step-cache hooks
-    (added per request, after compiling) call ``torch.compiler.disable``d functions, HunyuanVideo's varlen
-    attention reads sequence lengths with ``.item()``, quanto weights are tensor subclasses; with fullgraph each
-    of these is an error, without it a graph break only where it happens."""
+
+def compile_transformers(pipe, profile: str) -> dict:
+    """Regional compilation of every transformer's repeated blocks (Wan ``WanTransformerBlock``, VACE blocks,
+    HunyuanVideo's double/single blocks), region by region (:func:`compile_regions`). Regions compiled earlier are
+    left as they are, so a pipeline kept across jobs (manifests, Ray actors) compiles once. Returns
+    ``{"regions": compiled now, "fullgraph": False}``.
+
+    ``fullgraph`` is always False: group-offloading hooks (profiles group / lowvram) call
+    ``torch.compiler.disable``d functions, HunyuanVideo's varlen attention reads sequence lengths with ``.item()``,
+    quanto weights are tensor subclasses; with fullgraph each of these is an error, without it a graph break only
+    where it happens."""
     from wangp_cli.generate.engine import transformers
 
     problem = compile_problem("cpu" if profile == "cpu" else "cuda")
@@ -226,10 +237,8 @@ def compile_transformers(pipe, profile: str) -> dict:
         raise WangpError(problem, code="compile", hint="leave --compile out")
     compiled = 0
     for model in transformers(pipe):
-        names = set(getattr(model, "_repeated_blocks", None) or ())
-        blocks = [block for block in model.modules() if type(block).__name__ in names]
-        if any(block._compiled_call_impl is not None for block in blocks):
-            continue  # compiled for an earlier job of this pipeline
-        model.compile_repeated_blocks(fullgraph=False)
-        compiled += len(blocks)
-    return {"blocks": compiled, "fullgraph": False}
+        for region in compile_regions(model):
+            if region._compiled_call_impl is None:  # else compiled for an earlier job of this pipeline
+                region.compile(fullgraph=False)
+                compiled += 1
+    return {"regions": compiled, "fullgraph": False}
