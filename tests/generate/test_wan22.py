@@ -101,12 +101,15 @@ def test_ti2v_5b_generates_at_24_fps_with_or_without_an_image(with_image, compon
 
 def _reference(home, request, quantized: bool, image=None):
     """``WanPipeline(..., transformer_2=..., boundary_ratio=...)`` (or TI2V's) by hand, the diffusers docs' recipe,
-    on the in-memory models the files were written from."""
+    on the weights the files were written from (in diffusers' format, ``from_pretrained(torch_dtype=bf16)``)."""
     import diffusers
     from optimum.quanto import freeze, qint8, quantize
 
-    def prepared(model):
-        model = copy.deepcopy(model).to(torch.bfloat16)
+    def prepared(model, slot: str):
+        folder = home.root / f"reference-{slot}"
+        torch.nn.Module.to(copy.deepcopy(model), torch.bfloat16).save_pretrained(folder)  # the files' bf16 values
+        with tiny.offline():
+            model = type(model).from_pretrained(folder, torch_dtype=torch.bfloat16)
         if quantized:
             quantize(model, weights=qint8, include=["blocks.*"])
             freeze(model)
@@ -117,14 +120,15 @@ def _reference(home, request, quantized: bool, image=None):
                                                                torch_dtype=torch.float32)}
     call = {"guidance_scale": settings["guidance_scale"], "negative_prompt": None}
     if home.model2 is not None:
-        extra.update(transformer_2=prepared(home.model2), boundary_ratio=settings["switch_threshold"] / 1000)
+        extra.update(transformer_2=prepared(home.model2, "transformer_2"),
+                     boundary_ratio=settings["switch_threshold"] / 1000)
         call["guidance_scale_2"] = settings["guidance2_scale"]
     if home.kind == "ti2v_2_2":
         extra["expand_timesteps"] = True
     cls = diffusers.WanImageToVideoPipeline if image is not None else getattr(diffusers, tiny.PIPELINES[home.kind])
     with tiny.offline():
-        pipe = cls.from_pretrained(home.components, transformer=prepared(home.model), torch_dtype=torch.bfloat16,
-                                   **extra)
+        pipe = cls.from_pretrained(home.components, transformer=prepared(home.model, "transformer"),
+                                   torch_dtype=torch.bfloat16, **extra)
     pipe.set_progress_bar_config(disable=True)
     pipe.scheduler = diffusers.UniPCMultistepScheduler.from_config(pipe.scheduler.config,
                                                                    flow_shift=settings["flow_shift"])

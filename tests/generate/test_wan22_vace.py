@@ -92,14 +92,18 @@ def test_vace_2_2_generates_an_mp4_with_the_module_in_both_transformers(quantize
 
 def _reference(home, request, quantized: bool, reference_image=None):
     """``WanVACEPipeline(..., transformer_2=..., boundary_ratio=switch_threshold / 1000)`` by hand on the in-memory
-    models the files were written from (bf16; int8: quantized as the files were), the control video read here."""
+    models the files were written from (bf16 in diffusers' format, ``from_pretrained(torch_dtype=bf16)``; int8:
+    quantized as the files were), the control video read here."""
     import diffusers
     import imageio_ffmpeg
     from optimum.quanto import freeze, qint8, quantize
     from PIL import Image
 
-    def prepared(model):
-        model = copy.deepcopy(model).to(torch.bfloat16)
+    def prepared(model, slot: str):
+        folder = home.root / f"reference-{slot}"
+        torch.nn.Module.to(copy.deepcopy(model), torch.bfloat16).save_pretrained(folder)  # the files' bf16 values
+        with tiny.offline():
+            model = type(model).from_pretrained(folder, torch_dtype=torch.bfloat16)
         if quantized:
             quantize(model, weights=qint8, **QUANTO)
             freeze(model)
@@ -109,7 +113,8 @@ def _reference(home, request, quantized: bool, reference_image=None):
     vae = diffusers.AutoencoderKLWan.from_pretrained(home.components, subfolder="vae", torch_dtype=torch.float32)
     with tiny.offline():
         pipe = diffusers.WanVACEPipeline.from_pretrained(
-            home.components, transformer=prepared(home.model), transformer_2=prepared(home.model2), vae=vae,
+            home.components, transformer=prepared(home.model, "transformer"),
+            transformer_2=prepared(home.model2, "transformer_2"), vae=vae,
             boundary_ratio=settings["switch_threshold"] / 1000, torch_dtype=torch.bfloat16)
     pipe.set_progress_bar_config(disable=True)
     pipe.scheduler = diffusers.UniPCMultistepScheduler.from_config(pipe.scheduler.config,

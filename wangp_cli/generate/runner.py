@@ -393,7 +393,7 @@ class Generator:
         gpu = torch.cuda.is_available() and request.profile != "cpu"
         chosen, warnings = compute_dtype(files.dtype, request.family,
                                          torch.cuda.get_device_capability() if gpu else None,
-                                         asked="dtype" in request.asked)
+                                         asked="dtype" in request.asked and request.preference.dtype == files.dtype)
         for message in warnings:
             self.reporter.warn(message)
         return chosen

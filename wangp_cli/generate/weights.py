@@ -3,7 +3,9 @@
 The route (see docs/generate.md): read the tensors (safetensors, never a pickle), merge modules (VACE), find the
 family whose layout they are (``wangp_cli.families``), let it derive the diffusers config from the tensor shapes plus
 the embedded config and convert the keys (and the quanto map), compare key sets, then load: 16-bit by assignment,
-quanto int8 with optimum-quanto's ``requantize``. Heavy imports stay inside the functions.
+quanto int8 with optimum-quanto's ``requantize``. Every float tensor takes the compute dtype except what the model
+class's ``_keep_in_fp32_modules`` keeps in fp32, as diffusers' ``from_pretrained(torch_dtype=...)`` does
+(``numerics.keeps_fp32``). Heavy imports stay inside the functions.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from wangp_cli.families import FAMILIES
 # the families' config-from-shapes under their former names (tests/quantize import them from here)
 from wangp_cli.families.hunyuan.convert import config as hunyuan_config  # noqa: F401
 from wangp_cli.families.wan.convert import config as wan_config  # noqa: F401
+from wangp_cli.generate.numerics import keeps_fp32
 from wangp_cli.quantize.safetensors_io import (
     decode_metadata,
     quantization_map,
@@ -139,12 +142,30 @@ def _check_keys(expected: set[str], found: set[str], files: list[str]) -> None:
                          hint="is the definition's architecture right, and are its modules listed?")
 
 
+def _set_dtypes(model, dtype_of) -> None:
+    """Give the (meta) parameters and persistent buffers of ``model`` the dtype they are loaded in (requantize
+    copies into them). Non-persistent buffers (Wan's rope tables) stay as built, fp32, as from_pretrained leaves
+    them."""
+    import torch
+
+    persistent = set(model.state_dict())
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if name not in persistent or not tensor.is_floating_point() or tensor.dtype == dtype_of(name):
+            continue
+        owner, _, leaf = name.rpartition(".")
+        cast = tensor.detach().to(dtype_of(name))
+        if isinstance(tensor, torch.nn.Parameter):
+            cast = torch.nn.Parameter(cast, requires_grad=tensor.requires_grad)
+        setattr(model.get_submodule(owner), leaf, cast)
+
+
 def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | None = None,
                      quantize: bool = False) -> LoadedTransformer:
     """Load WanGP original-layout files (main file first, then modules) into a diffusers transformer on CPU.
 
-    ``dtype``: the compute dtype of the float weights (default: the file's). ``quantize``: quantize the repeated
-    blocks to quanto int8 after loading a 16-bit file (WanGP's ``auto_quantize``).
+    ``dtype``: the compute dtype of the float weights (default: the file's); the modules the class keeps in fp32
+    are fp32 (a file's fp32 values kept as they are). ``quantize``: quantize the repeated blocks to quanto int8
+    after loading a 16-bit file (WanGP's ``auto_quantize``).
     """
     import torch
     from accelerate import init_empty_weights
@@ -156,7 +177,11 @@ def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | 
     cls = FAMILIES[family].model_class(config)
     with init_empty_weights():
         model = cls.from_config(config)
-    torch.nn.Module.to(model, dtype)  # as from_single_file(torch_dtype=...) leaves it: every float tensor in dtype
+
+    def dtype_of(name: str):  # from_pretrained's rule (from_single_file casts everything to dtype afterwards)
+        return torch.float32 if keeps_fp32(name, cls._keep_in_fp32_modules) else dtype
+
+    _set_dtypes(model, dtype_of)
     if qmap:
         from optimum.quanto import requantize
 
@@ -166,12 +191,12 @@ def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | 
             expected |= {f"{module}.weight._data", f"{module}.weight._scale", f"{module}.input_scale",
                          f"{module}.output_scale"}
         _check_keys(expected, set(tensors), checkpoint.files)
-        tensors = {k: v.to(dtype) if v.is_floating_point() and not k.endswith(QUANTO_SUFFIXES) else v
+        tensors = {k: v.to(dtype_of(k)) if v.is_floating_point() and not k.endswith(QUANTO_SUFFIXES) else v
                    for k, v in tensors.items()}
         requantize(model, tensors, qmap, device=torch.device("cpu"))
     else:
         _check_keys(set(model.state_dict()), set(tensors), checkpoint.files)
-        model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()},
+        model.load_state_dict({k: v.to(dtype_of(k)) if v.is_floating_point() else v for k, v in tensors.items()},
                               strict=True, assign=True)
         if quantize:
             from optimum.quanto import freeze, qint8
