@@ -152,7 +152,7 @@ def _transformer_params(arch) -> float:
     if shape.get("kind") == "hunyuan":
         return HUNYUAN_TRANSFORMER_PARAMS
     dim, ffn = shape.get("dim", 1536), shape.get("ffn_dim", 8960)
-    block = _wan_block_params(dim, ffn, arch.io_class == "i2v")
+    block = _wan_block_params(dim, ffn, "image_encoder" in arch.components)  # CLIP image keys/values
     blocks = shape.get("num_layers", 30) + len(shape.get("vace_layers", ()))
     return block * blocks + 2 * dim * (shape.get("text_dim", 4096) + 256)
 
@@ -161,7 +161,7 @@ def _component_table(arch) -> dict:
     if arch.family == "hunyuan":
         return COMPONENT_PARAMS["hunyuan_i2v" if arch.io_class == "i2v" else "hunyuan"]
     table = COMPONENT_PARAMS["wan_2_2_vae" if (arch.transformer or {}).get("in_channels") == 48 else "wan"]
-    return {name: value for name, value in table.items() if name != "image_encoder" or arch.io_class == "i2v"}
+    return {name: value for name, value in table.items() if name != "image_encoder" or name in arch.components}
 
 
 def estimated_bytes(arch_id: str, target: str = "v12", quantized: bool = False) -> dict[str, int]:
