@@ -38,8 +38,6 @@ FLAG_KEYS = {"prompt": "prompt", "negative_prompt": "negative_prompt", "resoluti
              "embedded_guidance": "embedded_guidance_scale", "flow_shift": "flow_shift", "seed": "seed",
              "cache": "skip_steps_cache_type", "cache_multiplier": "skip_steps_multiplier",
              "cache_start": "skip_steps_start_step_perc"}
-#: ``--cache none`` (and a manifest's ``"cache": "none"``): WanGP's empty ``skip_steps_cache_type``, no step cache.
-CACHE_OFF = "none"
 MAX_SEED = 999999999
 #: WanGP's limits, as ``wangp validate`` knows them: the steps slider and the largest side of its sizes.
 MAX_STEPS = K.RANGES["num_inference_steps"][1]
@@ -248,8 +246,8 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         raise UsageError(f"unknown generation setting(s): {', '.join(unknown)}")
     overrides = {**(settings or {}),
                  **{FLAG_KEYS[k]: v for k, v in (flags or {}).items() if v is not None}}
-    if overrides.get("skip_steps_cache_type") == CACHE_OFF:
-        overrides["skip_steps_cache_type"] = ""
+    if isinstance(overrides.get("skip_steps_cache_type"), str):  # --cache none: WanGP's "" (no step cache)
+        overrides["skip_steps_cache_type"] = cache.settings_value(overrides["skip_steps_cache_type"])
     settings, _ = merged_settings(definition, catalog, {k: v for k, v in overrides.items() if v is not None})
     lora_plan = for_request(catalog, definition, arch, family_for_architecture(arch_id), settings, list(loras))
     width, height = _fitted(arch, *parse_resolution(settings.get("resolution", "832x480")))
