@@ -38,6 +38,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/quantize_speed.py
 	$(BIN)/python bench/generate_speed.py
 	$(BIN)/python bench/batch_speed.py
+	$(BIN)/python bench/cache_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
