@@ -110,16 +110,6 @@ QUANTO_TOWERS = {"wan": (["blocks.*", "vace_blocks.*"], ["vace_blocks.*.proj_in"
                  "hunyuan": (["transformer_blocks.*", "single_transformer_blocks.*"], None)}
 
 
-def documented_transformer(model, folder: Path):
-    """The weights the files hold (``model`` in bf16) saved in diffusers' own format and loaded as its docs do,
-    ``from_pretrained(torch_dtype=torch.bfloat16)``: the class's ``_keep_in_fp32_modules`` in fp32."""
-    import copy
-
-    torch.nn.Module.to(copy.deepcopy(model), torch.bfloat16).save_pretrained(folder)
-    with tiny.offline():
-        return type(model).from_pretrained(folder, torch_dtype=torch.bfloat16)
-
-
 def reference_frames(home, request, quantized: bool):
     """The diffusers docs' recipe, by hand, on the weights the files were written from."""
     import diffusers
@@ -128,7 +118,7 @@ def reference_frames(home, request, quantized: bool):
 
     dtype = torch.bfloat16
     family = "hunyuan" if home.kind in tiny.HUNYUAN_KINDS else "wan"
-    model = documented_transformer(home.model, home.root / "reference-transformer")
+    model = tiny.documented_transformer(home.model, home.root / "reference-transformer")
     if quantized:
         include, exclude = QUANTO_TOWERS[family]
         quantize(model, weights=qint8, include=include, exclude=exclude)

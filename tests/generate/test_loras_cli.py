@@ -64,15 +64,12 @@ def _applied(home, request):
     """The plain diffusers pipeline loaded as its docs do (the transformer through ``from_pretrained(torch_dtype=
     bf16)``, the VAE in fp32), the LoRA file loaded by diffusers itself (``load_lora_weights``, adapter weight M),
     run with the request's settings."""
-    import copy
 
     import diffusers
 
-    folder = home.root / "reference-transformer"
-    torch.nn.Module.to(copy.deepcopy(home.model), torch.bfloat16).save_pretrained(folder)  # the file's values
+    transformer = tiny.documented_transformer(home.model, home.root / "reference-transformer")  # the file's values
     settings = request.settings
     with tiny.offline():
-        transformer = type(home.model).from_pretrained(folder, torch_dtype=torch.bfloat16)
         vae = diffusers.AutoencoderKLWan.from_pretrained(home.components, subfolder="vae", torch_dtype=torch.float32)
         pipe = diffusers.WanPipeline.from_pretrained(home.components, transformer=transformer, vae=vae,
                                                      torch_dtype=torch.bfloat16)

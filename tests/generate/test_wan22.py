@@ -106,10 +106,7 @@ def _reference(home, request, quantized: bool, image=None):
     from optimum.quanto import freeze, qint8, quantize
 
     def prepared(model, slot: str):
-        folder = home.root / f"reference-{slot}"
-        torch.nn.Module.to(copy.deepcopy(model), torch.bfloat16).save_pretrained(folder)  # the files' bf16 values
-        with tiny.offline():
-            model = type(model).from_pretrained(folder, torch_dtype=torch.bfloat16)
+        model = tiny.documented_transformer(model, home.root / f"reference-{slot}")  # the files' bf16 values
         if quantized:
             quantize(model, weights=qint8, include=["blocks.*"])
             freeze(model)

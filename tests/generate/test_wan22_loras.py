@@ -5,7 +5,6 @@ transformer(s) the multiplier names; 16-bit and quanto int8. Also: ``--dry-run``
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 
@@ -75,8 +74,7 @@ def _reference(home, settings: dict, high, low, lora=None):
     import diffusers
 
     def documented(model, name: str):
-        torch.nn.Module.to(copy.deepcopy(model), torch.bfloat16).save_pretrained(home.root / name)
-        return type(model).from_pretrained(home.root / name, torch_dtype=torch.bfloat16)
+        return tiny.documented_transformer(model, home.root / name)
 
     vae = diffusers.AutoencoderKLWan.from_pretrained(home.components, subfolder="vae", torch_dtype=torch.float32)
     with tiny.offline():

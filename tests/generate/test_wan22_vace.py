@@ -6,7 +6,6 @@ refused before loading, and accepted when both scales are equal."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -100,10 +99,7 @@ def _reference(home, request, quantized: bool, reference_image=None):
     from PIL import Image
 
     def prepared(model, slot: str):
-        folder = home.root / f"reference-{slot}"
-        torch.nn.Module.to(copy.deepcopy(model), torch.bfloat16).save_pretrained(folder)  # the files' bf16 values
-        with tiny.offline():
-            model = type(model).from_pretrained(folder, torch_dtype=torch.bfloat16)
+        model = tiny.documented_transformer(model, home.root / f"reference-{slot}")  # the files' bf16 values
         if quantized:
             quantize(model, weights=qint8, **QUANTO)
             freeze(model)

@@ -299,6 +299,20 @@ def reference_pipeline(kind: str, components: Path, transformer, **extra):
     return pipe
 
 
+def documented_transformer(model, folder: Path, dtype: str = "bf16"):
+    """``model``'s weights in ``dtype`` (what a tiny file holds) saved in diffusers' own format and loaded as its docs
+    do, ``from_pretrained(torch_dtype=...)``: the class's ``_keep_in_fp32_modules`` in fp32 (the references of the
+    end-to-end tests)."""
+    import copy
+
+    import torch
+
+    torch_dtype = getattr(torch, _DTYPES[dtype])
+    torch.nn.Module.to(copy.deepcopy(model), torch_dtype).save_pretrained(folder)
+    with offline():
+        return type(model).from_pretrained(folder, torch_dtype=torch_dtype)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # A whole home folder
 # ---------------------------------------------------------------------------------------------------------------
