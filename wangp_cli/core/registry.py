@@ -266,6 +266,8 @@ def _v12_architecture(row: dict) -> Architecture:
     frames = row.get("frames") or [5, 4]
     july = _V12_GENERATION.get(row["id"]) or ARCHITECTURES.get(row["id"])
     base = july if july is not None and (july.exists_in("july") or row["id"] in _V12_GENERATION) else None
+    if base is None:
+        base = _family_generation(row["id"])
     return Architecture(
         id=row["id"], name=row.get("name") or row["id"], family=row["family"],
         io_class=_IO_CLASS.get(row.get("class", "t2v"), "t2v"), files=(),
@@ -277,6 +279,18 @@ def _v12_architecture(row: dict) -> Architecture:
         prompt_types=row.get("prompt_types") or "", defaults=row.get("defaults"),
         handler_keys=row.get("handler_keys") or {}, task_class=row.get("class", ""),
         urls2_keys=row.get("urls2_keys") or {})
+
+
+def _family_generation(arch_id: str) -> Architecture | None:
+    """The generation fields a family package declares for a WanGP 12 type (``families.<name>`` data: the
+    components repository, its folders, the transformer shape), None where no family generates it."""
+    from wangp_cli.families import generation  # data only: no torch
+
+    generated = generation(arch_id)
+    if generated is None or generated.repo is None:
+        return None
+    return _arch(arch_id, "", "", "t2v", (), diffusers_repo=generated.repo, components=generated.components,
+                 transformer=dict(generated.shape), frames=(1, 737, 1))
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from wangp_cli.families import hunyuan, wan
 from wangp_cli.families.base import MEDIA_INPUTS, Family, Generated, TinyKind
 
 __all__ = ["FAMILIES", "MEDIA_INPUTS", "Family", "Generated", "TinyKind", "family", "family_for_architecture",
-           "family_for_kind", "pipelines"]
+           "family_for_kind", "generation", "pipelines"]
 
 #: Every family, by name.
 FAMILIES: dict[str, Family] = {f.name: f for f in (wan.FAMILY, hunyuan.FAMILY)}
@@ -35,6 +35,13 @@ def family_for_kind(kind: str) -> Family:
             return candidate
     kinds = tuple(k for f in FAMILIES.values() for k in f.tiny_kinds)
     raise ValueError(f"unknown kind {kind!r}; expected one of {kinds}")
+
+
+def generation(arch_id: str) -> Generated | None:
+    """How ``arch_id`` is generated (its pipeline, components repository and transformer shape), None: no family
+    generates it."""
+    found = _BY_ARCHITECTURE.get(arch_id)
+    return found.architectures[arch_id] if found is not None else None
 
 
 def pipelines() -> dict[str, str]:

@@ -33,6 +33,11 @@ class Generated:
     pipeline: str  # the diffusers pipeline class name
     needs: tuple[str, ...] = ()  # media inputs the request must give (of MEDIA_INPUTS)
     takes: tuple[str, ...] = ()  # media inputs it may give besides
+    # where generation takes the other components from (WanGP 12 types the registry's July/Wan 2.2 tables lack;
+    # read by ``core.registry`` for ``Architecture.diffusers_repo`` / ``components`` / ``transformer``)
+    repo: str | None = None  # the diffusers repository of the other components
+    components: tuple[str, ...] = ()  # its subfolders generation needs (never its transformer)
+    shape: dict = field(default_factory=dict)  # the real transformer's shape (sizes, profiles, loaders)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Family:
     quantized_blocks: tuple[str, ...] = ()  # quanto ``include`` patterns for auto_quantize (the repeated blocks)
     module_architectures: dict[str, str] = field(default_factory=dict)  # architecture -> the module its tiny
     # definitions list (WanGP ships VACE 14B as a t2v file plus a module)
+    quantize_skip: tuple[str, ...] = ()  # regexes of module names inside the blocks that WanGP's own quantization
+    # leaves out for this family (checked against mmgp), on top of quantizer.LOCKED_MODULES
 
     def part(self, name: str):
         """The family's module ``name`` (``convert``, ``pipeline``, ``tiny``), imported on first use."""
@@ -106,8 +113,15 @@ class Family:
 
     def call_arguments(self, request) -> dict:
         """The family's keyword arguments of the pipeline call from WanGP settings (guidance, negative prompt);
-        the runner adds prompt, size, frames, steps, generator and the media inputs."""
+        the runner adds prompt, size, frames (video outputs), steps, generator and the media inputs. A None value
+        removes a keyword the runner would pass (a pipeline without ``negative_prompt``, say)."""
         return self.part("pipeline").call_arguments(request)
+
+    def audio(self, pipe, output):
+        """The audio track of a pipeline output as (numpy float array (channels, samples) in [-1, 1], sample rate),
+        or None: ``pipeline.audio(pipe, output)`` where the family's pipeline module has it (LTX-2)."""
+        hook = getattr(self.part("pipeline"), "audio", None)
+        return hook(pipe, output) if hook is not None else None
 
     # -- request checks --------------------------------------------------------------------------------------------
 

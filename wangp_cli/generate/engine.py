@@ -33,7 +33,8 @@ PROFILES = {
 
 @dataclass
 class RunResult:
-    frames: object  # numpy (T, H, W, 3) float in [0, 1]
+    frames: object  # numpy (T, H, W, 3) float in [0, 1]; an image family's image is T = 1
+    audio: object = None  # (numpy float (channels, samples) in [-1, 1], sample rate) of a video+audio family
     timings: dict = field(default_factory=dict)
     peak_memory: dict = field(default_factory=dict)
     device: str = "cpu"
@@ -480,18 +481,45 @@ MEDIA_ARGUMENTS = {
 }
 
 
+def makes_images(arch_id: str) -> bool:
+    """Whether the architecture's pipeline makes images (``num_frames`` not passed, ``output.images`` read)."""
+    from wangp_cli.core.registry import get_architecture
+
+    arch = get_architecture(arch_id, "v12")
+    return arch is not None and arch.output == "image"
+
+
 def call_arguments(request, pipe, generator) -> dict:
-    """The keyword arguments of the diffusers call: the common ones, the media inputs given, the family's."""
+    """The keyword arguments of the diffusers call: the common ones, the media inputs given, the family's (a None
+    value of the family's removes a common one)."""
     kwargs = {"prompt": request.settings["prompt"], "height": request.height, "width": request.width,
               "num_frames": request.frames, "num_inference_steps": request.steps, "generator": generator,
               "output_type": "np"}
+    if makes_images(request.architecture):
+        del kwargs["num_frames"]
     for name, (keyword, read) in MEDIA_ARGUMENTS.items():
         value = getattr(request, name)
         if value:  # build_request let through only what the architecture takes
             kwargs[keyword] = read(value, request)
     kwargs.update(family_for_architecture(request.architecture).call_arguments(request))
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
     kwargs.update(request.pipeline_kwargs)  # build_request refuses the managed keys
     return kwargs
+
+
+def output_frames(output):
+    """The first video of a pipeline output as numpy (T, H, W, 3) float: ``frames[0]`` of video pipelines,
+    ``images[0]`` (T = 1) of image pipelines; tensors and PIL images converted."""
+    import numpy as np
+
+    frames = output.frames[0] if getattr(output, "frames", None) is not None else output.images[:1]
+    if hasattr(frames, "float"):  # a tensor (some pipelines ignore output_type="np"; output_type="latent")
+        frames = frames.float().cpu().numpy()
+    if isinstance(frames, list):  # PIL images (a pipeline without output_type="np")
+        frames = np.stack([np.asarray(f, dtype=np.float32) / 255.0 if not isinstance(f, np.ndarray) else f
+                           for f in frames])
+    frames = np.asarray(frames)
+    return frames[None] if frames.ndim == 3 else frames
 
 
 def _peak_memory(device: str, lowest_free: int | None) -> dict:
@@ -562,8 +590,6 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
     finish = marks.get("denoise_end", end)
     timings = {"encode": begin - start, "denoise": finish - begin, "decode": end - finish}
     peak = _peak_memory(device, min(lowest_free) if lowest_free else None)
-    frames = output.frames[0]
-    if hasattr(frames, "float"):  # a tensor (some pipelines ignore output_type="np"; output_type="latent")
-        frames = frames.float().cpu().numpy()
-    return RunResult(frames=frames, timings=timings, peak_memory=peak, device=device, profile=profile,
-                     step_seconds=steps, transformer_calls=marks["calls"])
+    audio = family_for_architecture(request.architecture).audio(pipe, output)
+    return RunResult(frames=output_frames(output), audio=audio, timings=timings, peak_memory=peak, device=device,
+                     profile=profile, step_seconds=steps, transformer_calls=marks["calls"])

@@ -40,16 +40,30 @@ def towers(names: list[str]) -> set[str]:
     return {prefix for prefix, numbers in floors.items() if len(numbers) >= MIN_FLOORS}
 
 
+def family_skip(names: list[str]) -> re.Pattern | None:
+    """The modules WanGP's quantization leaves out for the family whose layout these tensor names are
+    (``Family.quantize_skip``; the family's ``recognises`` reads names only), None when there are none."""
+    from wangp_cli.families import FAMILIES
+
+    keys = dict.fromkeys(names)
+    for family in FAMILIES.values():
+        if family.quantize_skip and family.recognises(keys):
+            return re.compile("|".join(f"(?:{pattern})" for pattern in family.quantize_skip))
+    return None
+
+
 def quantized_modules(entries: list[Entry]) -> list[str]:
     """Module names whose weight gets quantized, in file order."""
     found = towers([e.name for e in entries])
+    skip = family_skip([e.name for e in entries])
     modules = []
     for entry in entries:
         if (not entry.name.endswith(".weight") or len(entry.shape) != 2 or 0 in entry.shape
                 or entry.dtype not in FLOATS):
             continue
         match = _FLOOR.match(entry.name)
-        if match and match[1] in found and not LOCKED_MODULES.search(entry.name):
+        if match and match[1] in found and not LOCKED_MODULES.search(entry.name) and not (
+                skip and skip.search(entry.name)):
             modules.append(entry.name[: -len(".weight")])
     return modules
 
