@@ -158,7 +158,7 @@ def reference_frames(home, request, quantized: bool):
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["16bit", "int8"])
-@pytest.mark.parametrize("kind", tiny.KINDS)
+@pytest.mark.parametrize("kind", tiny.CORE_KINDS)
 def test_frames_equal_the_plain_diffusers_pipeline(kind, quantized, components, tmp_path):
     home = tiny.make_home(tmp_path / "home", kind, quantized=quantized, components=components(kind))
     catalog = Catalog(Home(home.root))

@@ -35,16 +35,16 @@ def _decode(metadata: dict, key: str) -> dict:
 
 @pytest.fixture(scope="module")
 def transformers_():
-    return {kind: tiny.make_transformer(kind) for kind in tiny.KINDS}
+    return {kind: tiny.make_transformer(kind) for kind in tiny.CORE_KINDS}
 
 
 @pytest.fixture(scope="module")
 def components(tmp_path_factory):
     root = tmp_path_factory.mktemp("components")
-    return {kind: tiny.make_components(kind, root / kind) for kind in tiny.KINDS}
+    return {kind: tiny.make_components(kind, root / kind) for kind in tiny.CORE_KINDS}
 
 
-@pytest.mark.parametrize("kind", tiny.KINDS)
+@pytest.mark.parametrize("kind", tiny.CORE_KINDS)
 def test_round_trip_through_diffusers_converter(kind, transformers_):
     model = transformers_[kind]
     original = tiny.assert_round_trip(kind, model)
@@ -87,13 +87,13 @@ def test_configs_follow_the_rules():
     vace = tiny.TRANSFORMER_CONFIGS["vace"]
     layers, blocks = vace["num_layers"], len(vace["vace_layers"])
     assert list(range(0, layers, layers // blocks)) == vace["vace_layers"]
-    for kind in tiny.KINDS:
+    for kind in tiny.CORE_KINDS:
         config = tiny.TRANSFORMER_CONFIGS[kind]
         assert config["attention_head_dim"] == 16 and config["num_layers"] >= 5
     assert tiny.TRANSFORMER_CONFIGS["hunyuan_i2v"]["image_condition_type"] == "token_replace"
 
 
-@pytest.mark.parametrize("kind", tiny.KINDS)
+@pytest.mark.parametrize("kind", tiny.CORE_KINDS)
 def test_components_folder_has_no_transformer(kind, components):
     folder = components[kind]
     assert not (folder / "transformer").exists()
@@ -107,7 +107,7 @@ def test_components_folder_has_no_transformer(kind, components):
     assert expected <= {path.name for path in folder.iterdir() if path.is_dir()}
 
 
-@pytest.mark.parametrize("kind", tiny.KINDS)
+@pytest.mark.parametrize("kind", tiny.CORE_KINDS)
 def test_reference_pipeline_runs(kind, components, transformers_):
     pipe = tiny.reference_pipeline(kind, components[kind], transformers_[kind])
     kwargs = tiny.call_kwargs(kind)
@@ -121,7 +121,7 @@ def test_reference_pipeline_runs(kind, components, transformers_):
     assert float(frames.std()) > 0
 
 
-@pytest.mark.parametrize("kind", tiny.KINDS)
+@pytest.mark.parametrize("kind", tiny.CORE_KINDS)
 def test_write_transformer(kind, transformers_, tmp_path):
     model = transformers_[kind]
     module = tmp_path / "module.safetensors" if kind == "vace" else None
@@ -148,7 +148,7 @@ def test_write_transformer_fp16_and_single_file_vace(transformers_, tmp_path):
     assert set(_tensors(vace)) == set(tiny.to_original_layout("vace", transformers_["vace"]))
 
 
-@pytest.mark.parametrize("kind", tiny.KINDS)
+@pytest.mark.parametrize("kind", tiny.CORE_KINDS)
 def test_write_quantized(kind, transformers_, tmp_path):
     model = transformers_[kind]
     module = tmp_path / "module_quanto_bf16_int8.safetensors" if kind == "vace" else None

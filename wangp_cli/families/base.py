@@ -49,6 +49,8 @@ class TinyKind:
     config: dict  # the diffusers transformer config (``Model(**config)``)
     call: dict  # small-call keyword arguments that run on CPU
     module_prefixes: tuple[str, ...] = ()  # original-layout keys WanGP ships in a separate module file
+    settings: dict = field(default_factory=dict)  # the tiny definition's settings over tiny.TINY_SETTINGS (an
+    # image family's video_length 1, LTX-2's 8k+1 frames, ...)
 
 
 @dataclass(frozen=True)
