@@ -131,8 +131,8 @@ def test_a_first_entry_that_is_not_16_bit_is_refused(home, urls, words):
     ({"URLs": "t2v_two"}, "its URLs reference another definition ('t2v_two')"),
     ({"URLs": ["ckpts/high_mbf16.safetensors"], "modules": ["vace_14B"]}, "it declares modules"),
     ({"URLs": ["ckpts/high_mbf16.safetensors"], "modules": [[HF + "m_bf16.safetensors"]]}, "it declares modules"),
-    ({"URLs": ["ckpts/high_mbf16.safetensors"], "architecture": "ltx2_22B"},
-     "quantize supports the Wan family; ltx2 not yet"),
+    ({"URLs": ["ckpts/high_mbf16.safetensors"], "architecture": "longcat_video"},
+     "longcat_video (longcat) not yet"),
     ({"URLs": ["ckpts/high_mbf16.safetensors"], "architecture": "no_such_type"}, "unknown architecture"),
 ])
 def test_refusals_name_the_reason(home, model, words):

@@ -1,20 +1,33 @@
 """The model families ``wangp generate`` knows, one package each (``families/<name>/``; interface: ``base.py``).
 
 Importing this module loads only the families' data (no torch, diffusers or transformers: ``wangp list`` reads
-:func:`pipelines`); each family's hooks are imported when first called. Adding a family: a new package with its
-``Family`` object, listed in :data:`FAMILIES`.
+:func:`pipelines`); each family's hooks are imported when first called. Adding a family: a new package whose
+``__init__`` holds its ``Family`` object as ``FAMILY`` (found by :func:`_discover`).
 """
 
 from __future__ import annotations
 
-from wangp_cli.families import hunyuan, wan
+import importlib
+import pkgutil
+
 from wangp_cli.families.base import MEDIA_INPUTS, Family, Generated, TinyKind
 
 __all__ = ["FAMILIES", "MEDIA_INPUTS", "Family", "Generated", "TinyKind", "family", "family_for_architecture",
            "family_for_kind", "generation", "pipelines"]
 
+#: The first families, in this order (the rest follow by name): the order layouts are recognised in.
+_FIRST = ("wan", "hunyuan")
+
+
+def _discover() -> list[Family]:
+    """The ``FAMILY`` of every subpackage (their ``__init__`` holds data only)."""
+    names = [m.name for m in pkgutil.iter_modules(__path__) if m.ispkg]
+    names.sort(key=lambda name: (_FIRST.index(name) if name in _FIRST else len(_FIRST), name))
+    return [importlib.import_module(f"{__name__}.{name}").FAMILY for name in names]
+
+
 #: Every family, by name.
-FAMILIES: dict[str, Family] = {f.name: f for f in (wan.FAMILY, hunyuan.FAMILY)}
+FAMILIES: dict[str, Family] = {f.name: f for f in _discover()}
 _BY_ARCHITECTURE = {arch_id: f for f in FAMILIES.values() for arch_id in f.architectures}
 
 

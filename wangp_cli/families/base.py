@@ -58,13 +58,16 @@ class Family:
     """One model family. ``package`` is the module path whose ``convert`` / ``pipeline`` / ``tiny`` modules hold
     the hooks below; a family with other needs subclasses and overrides a method."""
 
-    name: str  # the registry's family (``Architecture.family``)
+    name: str  # the package's name, unique (the registry's family, ``Architecture.family``, may hold several:
+    # "hunyuan" is HunyuanVideo 1.0 and 1.5, "flux" Flux 1 and 2)
     title: str  # as messages name it ("Wan", "HunyuanVideo")
     package: str
     architectures: dict[str, Generated]  # architecture id -> how it is generated
     quantized_blocks: tuple[str, ...] = ()  # quanto ``include`` patterns for auto_quantize (the repeated blocks)
     module_architectures: dict[str, str] = field(default_factory=dict)  # architecture -> the module its tiny
     # definitions list (WanGP ships VACE 14B as a t2v file plus a module)
+    quantize_checked: bool = False  # the layer rule (towers minus quantize_skip) was checked against mmgp's output:
+    # ``wangp quantize`` takes the family's definitions
     quantize_skip: tuple[str, ...] = ()  # regexes of module names inside the blocks that WanGP's own quantization
     # leaves out for this family (checked against mmgp), on top of quantizer.LOCKED_MODULES
 

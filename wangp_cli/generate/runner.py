@@ -364,10 +364,13 @@ class Generator:
         arch = get_architecture(request.architecture, self.catalog.target)
         self._dtype = self._compute_dtype(request, files)
         dtype = engine.torch_dtype(self._dtype)
+        from wangp_cli.families import family_for_architecture
+
+        family = family_for_architecture(request.architecture).name
         loaded = load_transformer([home.resolve(p) for p in files.transformer], dtype,
-                                  arch_shape=arch.transformer, quantize=files.auto_quantize)
+                                  arch_shape=arch.transformer, quantize=files.auto_quantize, family=family)
         second = load_transformer([home.resolve(p) for p in files.transformer2], dtype,
-                                  arch_shape=arch.transformer, quantize=files.auto_quantize2) \
+                                  arch_shape=arch.transformer, quantize=files.auto_quantize2, family=family) \
             if files.transformer2 else None  # Wan 2.2 A14B's low-noise transformer
         pipe = engine.build_pipeline(request, loaded.model, files.components, dtype,
                                      transformer_2=second.model if second else None)

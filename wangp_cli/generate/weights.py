@@ -94,9 +94,11 @@ class LoadedTransformer:
     dtype: object  # the dtype of the float weights
 
 
-def detect_family(tensors: dict):
-    """The family whose original layout the tensors are in (a WangpError for any other layout)."""
-    for family in FAMILIES.values():
+def detect_family(tensors: dict, preferred: str | None = None):
+    """The family whose original layout the tensors are in, ``preferred`` (the architecture's) first: layouts are
+    shared (Flux, HunyuanVideo 1.0 and 1.5 all have ``double_blocks``); a WangpError for any other layout."""
+    ordered = sorted(FAMILIES.values(), key=lambda family: family.name != preferred)
+    for family in ordered:
         if family.recognises(tensors):
             return family
     if any(k.startswith(("model.diffusion_model.", "transformer_blocks.", "condition_embedder.")) for k in tensors):
@@ -106,10 +108,12 @@ def detect_family(tensors: dict):
     raise WangpError(f"unknown transformer layout (neither {titles})", code="format")
 
 
-def convert_checkpoint(checkpoint: Checkpoint, arch_shape: dict | None = None) -> tuple[str, dict, dict, dict]:
-    """(family name, diffusers config, converted tensors, converted quantization map)."""
+def convert_checkpoint(checkpoint: Checkpoint, arch_shape: dict | None = None,
+                       family: str | None = None) -> tuple[str, dict, dict, dict]:
+    """(family name, diffusers config, converted tensors, converted quantization map); ``family``: the
+    architecture's family, tried first."""
     tensors = dict(checkpoint.tensors)
-    family = detect_family(tensors)
+    family = detect_family(tensors, family)
     where = f"'{checkpoint.config_file}'" if checkpoint.config_file else "the checkpoint"
     config = family.config(tensors, checkpoint.config, arch_shape or {}, where)
     converted, qmap = family.to_diffusers(tensors, dict(checkpoint.quantization_map), config)
@@ -160,18 +164,19 @@ def _set_dtypes(model, dtype_of) -> None:
 
 
 def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | None = None,
-                     quantize: bool = False) -> LoadedTransformer:
+                     quantize: bool = False, family: str | None = None) -> LoadedTransformer:
     """Load WanGP original-layout files (main file first, then modules) into a diffusers transformer on CPU.
 
     ``dtype``: the compute dtype of the float weights (default: the file's); the modules the class keeps in fp32
     are fp32 (a file's fp32 values kept as they are). ``quantize``: quantize the repeated blocks to quanto int8
-    after loading a 16-bit file (WanGP's ``auto_quantize``).
+    after loading a 16-bit file (WanGP's ``auto_quantize``). ``family``: the architecture's family (its layout is
+    tried first).
     """
     import torch
     from accelerate import init_empty_weights
 
     checkpoint = read_checkpoint(paths)
-    family, config, tensors, qmap = convert_checkpoint(checkpoint, arch_shape)
+    family, config, tensors, qmap = convert_checkpoint(checkpoint, arch_shape, family)
     check_architecture(family, config, arch_shape or {}, checkpoint.files)
     dtype = dtype or checkpoint.float_dtype
     cls = FAMILIES[family].model_class(config)

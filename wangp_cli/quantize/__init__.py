@@ -30,9 +30,16 @@ from wangp_cli.core.locks import output_lock
 from wangp_cli.quantize.safetensors_io import is_quantized_checkpoint
 
 KIND = "quanto checkpoint"
-#: Families whose layer rule (which Linear weights WanGP's quantizer turns to int8) wangp has checked against
-#: mmgp's output; another family is refused until its rule is checked (v12).
-CHECKED_FAMILIES = ("wan",)
+
+
+def checked_family(arch_id: str | None):
+    """The family package of an architecture whose layer rule (which Linear weights WanGP's quantizer turns to
+    int8) wangp has checked against mmgp's output (``Family.quantize_checked``), else None: refused (v12)."""
+    from wangp_cli.families import family_for_architecture
+
+    family = family_for_architecture(arch_id or "")
+    return family if family is not None and family.quantize_checked else None
+
 #: The transformers WanGP 12's --save-quantized makes, in order: (URLs key, submodel number).
 TRANSFORMER_PROPS = ("URLs", "URLs2")
 
@@ -101,8 +108,11 @@ def definition_refusal(catalog: Catalog, definition: Definition) -> str | None:
         of = architecture_of(catalog, definition)
         if of.problem:
             return of.problem
-        if of.family not in CHECKED_FAMILIES:
-            return (f"quantize supports the Wan family; {of.family} not yet (its layer rule is not checked "
+        if checked_family(of.known.id if of.known else None) is None:
+            from wangp_cli.families import FAMILIES
+
+            checked = ", ".join(f.title for f in FAMILIES.values() if f.quantize_checked)
+            return (f"quantize supports {checked}; {of.id} ({of.family}) not yet (its layer rule is not checked "
                     f"against WanGP's quantizer)")
     if resolved_modules(catalog, definition) if v12 else module_ids(catalog, definition):
         return ("it declares modules, which WanGP merges at load: a quantized file would hold the merge "
@@ -270,8 +280,10 @@ def run_job(catalog: Catalog, job: QuantizeJob, dtype: str, *, force: bool = Fal
                 download.download(plan, home)
             from wangp_cli.quantize.quantizer import quantize_file
 
-            config = wangp_config(catalog.get(job.id).architecture)
-            result = quantize_file(source, output, dtype, config=config, progress=progress, on_start=on_start)
+            architecture = catalog.get(job.id).architecture
+            family = checked_family(architecture)
+            result = quantize_file(source, output, dtype, config=wangp_config(architecture), progress=progress,
+                                   on_start=on_start, family=family.name if family else None)
             job.details = dict(result.counts)
             job.status = "created"
     definition = catalog.get(job.id)

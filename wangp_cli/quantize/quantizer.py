@@ -40,22 +40,24 @@ def towers(names: list[str]) -> set[str]:
     return {prefix for prefix, numbers in floors.items() if len(numbers) >= MIN_FLOORS}
 
 
-def family_skip(names: list[str]) -> re.Pattern | None:
+def family_skip(names: list[str], family: str | None = None) -> re.Pattern | None:
     """The modules WanGP's quantization leaves out for the family whose layout these tensor names are
-    (``Family.quantize_skip``; the family's ``recognises`` reads names only), None when there are none."""
+    (``Family.quantize_skip``; ``family``, the definition's, is tried first; ``recognises`` reads names only), None
+    when there are none."""
     from wangp_cli.families import FAMILIES
 
     keys = dict.fromkeys(names)
-    for family in FAMILIES.values():
-        if family.quantize_skip and family.recognises(keys):
-            return re.compile("|".join(f"(?:{pattern})" for pattern in family.quantize_skip))
+    for candidate in sorted(FAMILIES.values(), key=lambda f: f.name != family):
+        if candidate.recognises(keys):
+            skip = candidate.quantize_skip
+            return re.compile("|".join(f"(?:{pattern})" for pattern in skip)) if skip else None
     return None
 
 
-def quantized_modules(entries: list[Entry]) -> list[str]:
-    """Module names whose weight gets quantized, in file order."""
+def quantized_modules(entries: list[Entry], family: str | None = None) -> list[str]:
+    """Module names whose weight gets quantized, in file order (``family``: the definition's family package)."""
     found = towers([e.name for e in entries])
-    skip = family_skip([e.name for e in entries])
+    skip = family_skip([e.name for e in entries], family)
     modules = []
     for entry in entries:
         if (not entry.name.endswith(".weight") or len(entry.shape) != 2 or 0 in entry.shape
@@ -138,10 +140,10 @@ class QuantizePlan:
 
 
 def plan_output(entries: list[Entry], metadata: dict, dtype: str, config: dict | None = None,
-                source="") -> QuantizePlan:
+                source="", family: str | None = None) -> QuantizePlan:
     target = TARGET_CODES[dtype]
     by_name = {e.name: e for e in entries}
-    modules = quantized_modules(entries)
+    modules = quantized_modules(entries, family)
     if not modules:
         raise WangpError("no Linear weights in repeated blocks: nothing to quantize",
                          hint="is this a transformer checkpoint in WanGP's original key layout?")
@@ -280,7 +282,7 @@ def output_size(plan: QuantizePlan) -> int:
 
 
 def quantize_file(source, output, dtype: str, *, config: dict | None = None, progress=None,
-                  on_start=None) -> QuantizePlan:
+                  on_start=None, family: str | None = None) -> QuantizePlan:
     """Stream ``source`` (16/32-bit safetensors) into a quanto int8 file at ``output`` (temp name, then rename).
 
     Everything that can be checked first is: the source header, the output folder (writable), its free space
@@ -299,7 +301,7 @@ def quantize_file(source, output, dtype: str, *, config: dict | None = None, pro
         if "quantization_map" in decode_metadata(reader.metadata, source):
             raise WangpError(f"'{source}' is already quantized",
                              hint="quantize the 16-bit file of the definition instead")
-        plan = plan_output(reader.entries, reader.metadata, dtype, config, source)
+        plan = plan_output(reader.entries, reader.metadata, dtype, config, source, family)
         folder = check_folder_writable(output.parent, what="folder for the quantized file")
         check_free_space(folder, output_size(plan), what=f"'{output.name}'")
         if on_start:

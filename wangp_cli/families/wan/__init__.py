@@ -80,6 +80,6 @@ FAMILY = WanFamily(
                    "flf2v_720p": Generated("WanImageToVideoPipeline", needs=("image", "last_image")),
                    "vace_14B": _VACE, "vace_1.3B": _VACE,
                    "t2v_2_2": _T2V, "i2v_2_2": _I2V, "ti2v_2_2": _TI2V, "vace_14B_2_2": _VACE},
-    quantized_blocks=("blocks.*", "vace_blocks.*"),
+    quantized_blocks=("blocks.*", "vace_blocks.*"), quantize_checked=True,
     module_architectures={"vace_14B": "vace_14B", "vace_14B_2_2": "vace_14B"},
 )
