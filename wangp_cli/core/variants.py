@@ -27,8 +27,9 @@ QUANTIZED_KINDS = (
     ("scaled-fp8", lambda name: "fp8" in name),
     ("int8", lambda name: "int8" in name),
 )
-#: The kinds wangp reads as they are (anything else is fetched, listed and refused before a load).
-READABLE_KINDS = ("16-bit", "quanto-int8")
+#: The kinds wangp reads: as they are, or dequantized to the compute dtype on load (``generate.formats``: scaled
+#: fp8, GGUF); anything else is fetched, listed and refused before a load.
+READABLE_KINDS = ("16-bit", "quanto-int8", "scaled-fp8", "gguf")
 
 
 def quantized_kind(name: str) -> str:

@@ -55,17 +55,25 @@ class Checkpoint:
         return max(counts, key=counts.get) if counts else torch.bfloat16
 
 
-def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
+def read_checkpoint(paths: list[str | Path], dtype=None) -> Checkpoint:
     """Tensors of the main file then its modules (later files add keys); maps and config from the metadata.
 
     Each header goes through wangp's strict parser first (a truncated or malformed file is a ``format`` error
-    naming it), then safetensors reads the tensors.
+    naming it), then safetensors reads the tensors. GGUF files and scaled fp8 tensors come dequantized to ``dtype``
+    (default bf16, as WanGP; ``generate.formats``).
     """
+    import torch
     from safetensors import SafetensorError, safe_open
+
+    from wangp_cli.generate import formats
 
     checkpoint = Checkpoint({})
     for path in paths:
         path = Path(path)
+        if path.suffix.lower() == ".gguf":
+            checkpoint.tensors.update(formats.read_gguf(path, dtype or torch.bfloat16))
+            checkpoint.files.append(str(path))
+            continue
         _, _, metadata = read_header(path)
         decoded = decode_metadata(metadata, path)
         qmap = quantization_map(path, decoded)
@@ -82,6 +90,9 @@ def read_checkpoint(paths: list[str | Path]) -> Checkpoint:
         if decoded.get("config"):
             checkpoint.config, checkpoint.config_file = decoded["config"], str(path)
         checkpoint.files.append(str(path))
+    if formats.has_fp8(checkpoint.tensors):
+        where = "'" + "', '".join(checkpoint.files) + "'"
+        checkpoint.tensors = formats.dequantize_fp8(checkpoint.tensors, dtype or torch.bfloat16, where)
     return checkpoint
 
 
@@ -175,7 +186,7 @@ def load_transformer(paths: list[str | Path], dtype=None, *, arch_shape: dict | 
     import torch
     from accelerate import init_empty_weights
 
-    checkpoint = read_checkpoint(paths)
+    checkpoint = read_checkpoint(paths, dtype)
     family, config, tensors, qmap = convert_checkpoint(checkpoint, arch_shape, family)
     check_architecture(family, config, arch_shape or {}, checkpoint.files)
     dtype = dtype or checkpoint.float_dtype
