@@ -66,6 +66,8 @@ class Family:
     quantized_blocks: tuple[str, ...] = ()  # quanto ``include`` patterns for auto_quantize (the repeated blocks)
     module_architectures: dict[str, str] = field(default_factory=dict)  # architecture -> the module its tiny
     # definitions list (WanGP ships VACE 14B as a t2v file plus a module)
+    refused: dict[str, str] = field(default_factory=dict)  # architecture -> why this family does not generate it
+    # although diffusers has a pipeline (README's table and ``wangp generate``'s message say so)
     quantize_checked: bool = False  # the layer rule (towers minus quantize_skip) was checked against mmgp's output:
     # ``wangp quantize`` takes the family's definitions
     quantize_skip: tuple[str, ...] = ()  # regexes of module names inside the blocks that WanGP's own quantization
