@@ -50,7 +50,8 @@ BACKENDS = {
 #: and cuDNN kernels, and forcing cuDNN fails on shapes cuDNN rejects.
 AUTO_ORDER = ("sage", "flash3", "flash", "sdpa")
 #: Families whose transformer passes an ``attn_mask`` to the dispatcher (HunyuanVideo: the padded prompt tokens).
-MASKED_FAMILIES = ("hunyuan",)
+MASKED_FAMILIES = ("hunyuan", "z_image", "ltx2")  # z_image: ZSingleStreamAttnProcessor passes its padding mask;
+# ltx2: the text cross-attention takes the prompt's attention mask
 
 
 def _version_tuple(text: str) -> tuple:

@@ -22,6 +22,8 @@ NATIVE_BF16 = (8, 0)
 FP16_UNSAFE = {
     "hunyuan": "HunyuanVideo gives NaN, a black video, in fp16 (Tencent-Hunyuan/HunyuanVideo#60, "
                "huggingface/diffusers#10314)",
+    "z_image": "Z-Image gives NaN, a black image, in fp16 with diffusers (Tongyi-MAI/Z-Image#14; ComfyUI and "
+               "SD.Next clamp activations to run it)",
 }
 
 #: (requested, the GPU has native bf16, fp16 is safe for the family) -> (dtype when the user left --dtype out,
