@@ -33,13 +33,15 @@ def _profile_lines(profiles: dict | None) -> list[str]:
     sizes = profiles["sizes"]
     where = "--vram" if profiles["source"] == "--vram" else "this GPU's free VRAM"
     lines = [f"{'profiles':<16}for {_gib(profiles['vram_bytes'])} ({where}); "
-             + ", ".join(f"{name} = {w}x{h}, {frames} frames" for name, (w, h, frames) in sizes.items())]
+             + ", ".join(f"{name} = {w}x{h}, {frames} frames" for name, (w, h, frames) in sizes.items())
+             + " (image models: one frame)"]
     columns = [(size, weights) for size in sizes for weights in ("16-bit", "int8")]
-    lines.append("  " + f"{'architecture':<14}" + "".join(f"{size + ' ' + weights:<13}" for size, weights in columns)
-                 + "weights 16-bit / int8")
+    width = max([len("architecture")] + [len(arch_id) for arch_id in profiles["architectures"]]) + 2
+    lines.append("  " + f"{'architecture':<{width}}" + "".join(f"{size + ' ' + weights:<13}"
+                                                             for size, weights in columns) + "weights 16-bit / int8")
     for arch_id, plan in profiles["architectures"].items():
         first = next(iter(plan.values()))
-        lines.append("  " + f"{arch_id:<14}" + "".join(f"{plan[size][weights]['profile']:<13}"
+        lines.append("  " + f"{arch_id:<{width}}" + "".join(f"{plan[size][weights]['profile']:<13}"
                                                        for size, weights in columns)
                      + f"{_gib(first['16-bit']['bytes'])} / {_gib(first['int8']['bytes'])}")
     return lines

@@ -38,6 +38,10 @@ class Generated:
     repo: str | None = None  # the diffusers repository of the other components
     components: tuple[str, ...] = ()  # its subfolders generation needs (never its transformer)
     shape: dict = field(default_factory=dict)  # the real transformer's shape (sizes, profiles, loaders)
+    # the memory plan (``engine.estimated_bytes``) of a family the Wan formula does not fit: the transformer's
+    # parameters, and each other component's (parameters, bytes per parameter as the pipeline loads it)
+    params: float = 0.0
+    component_params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ def profile_plan(free: int) -> dict:
                    for name, quantized in PLAN_WEIGHTS.items()}
         sizes = {}
         for size, (width, height, frames) in PLAN_SIZES.items():
+            frames = 1 if engine.makes_images(arch_id) else frames
             margin = engine.request_margin(arch_id, width, height, frames, target=target)
             sizes[size] = {"margin_bytes": margin, **{
                 name: {"bytes": sum(components.values()),

@@ -148,7 +148,16 @@ def _wan_block_params(dim: int, ffn: int, image: bool) -> float:
     return (8 + (2 if image else 0)) * dim * dim + 2 * dim * ffn + 10 * dim
 
 
+def _generated(arch):
+    from wangp_cli.families import generation
+
+    return generation(arch.id)
+
+
 def _transformer_params(arch) -> float:
+    generated = _generated(arch)
+    if generated is not None and generated.params:
+        return generated.params
     shape = arch.transformer or {}
     if shape.get("kind") == "hunyuan":
         return HUNYUAN_TRANSFORMER_PARAMS
@@ -159,6 +168,9 @@ def _transformer_params(arch) -> float:
 
 
 def _component_table(arch) -> dict:
+    generated = _generated(arch)
+    if generated is not None and generated.component_params:
+        return dict(generated.component_params)
     if arch.family == "hunyuan":
         return COMPONENT_PARAMS["hunyuan_i2v" if arch.io_class == "i2v" else "hunyuan"]
     table = COMPONENT_PARAMS["wan_2_2_vae" if (arch.transformer or {}).get("in_channels") == 48 else "wan"]

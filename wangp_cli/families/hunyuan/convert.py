@@ -23,8 +23,13 @@ TYPES = {"rope_theta": "a positive number", "rope_axes_dim": "a list of positive
          "image_condition_type": "a string or null"}
 
 
+#: Names only HunyuanVideo 1.5 files have (``families/hunyuan15``): its ByT5 projection and condition-type table.
+_HUNYUAN_1_5_ONLY = ("byt5_in.", "cond_type_embedding.")
+
+
 def recognises(tensors: dict) -> bool:
-    return any(k.startswith("double_blocks.") for k in tensors)
+    return any(k.startswith("double_blocks.") for k in tensors) and any(k.startswith("img_in.proj.") for k in tensors) \
+        and not any(k.startswith(_HUNYUAN_1_5_ONLY) for k in tensors)
 
 
 def config(tensors: dict, embedded: dict, arch_shape: dict, where: str = "the checkpoint") -> dict:

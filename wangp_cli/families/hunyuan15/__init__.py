@@ -33,15 +33,23 @@ class Hunyuan15Family(Family):
         return refusals(model_id, settings)
 
 
+#: The memory plan's figures (parameters; bytes per parameter as loaded): Qwen2.5-VL 7B and ByT5 text encoders,
+#: the 1.5 VAE; i2v adds the SigLIP image encoder.
+_COMPONENT_PARAMS = {"text_encoder": (8.3e9, 2), "text_encoder_2": (0.22e9, 2), "vae": (0.25e9, 2)}
+
+
 FAMILY = Hunyuan15Family(
     name="hunyuan15", title="HunyuanVideo 1.5", package=__name__,
     architectures={
         "hunyuan_1_5_t2v": Generated("HunyuanVideo15Pipeline",
                                      repo="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v",
-                                     components=_T2V_PARTS, shape={**_SHAPE, "task_type": "t2v"}),
+                                     components=_T2V_PARTS, shape={**_SHAPE, "task_type": "t2v"},
+                                     params=8.3e9, component_params=_COMPONENT_PARAMS),
         "hunyuan_1_5_i2v": Generated("HunyuanVideo15ImageToVideoPipeline", needs=("image",),
                                      repo="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_i2v",
-                                     components=_I2V_PARTS, shape={**_SHAPE, "task_type": "i2v"}),
+                                     components=_I2V_PARTS, shape={**_SHAPE, "task_type": "i2v"},
+                                     params=8.3e9,
+                                     component_params={**_COMPONENT_PARAMS, "image_encoder": (0.43e9, 2)}),
     },
     # WanGP quantizes the double blocks whole (mmgp's towers; its fp32-locked final layer lies outside them)
     quantized_blocks=("transformer_blocks.*",), quantize_checked=True,

@@ -18,6 +18,9 @@ _LITE = {"kind": "kandinsky5", "in_visual_dim": 16, "out_visual_dim": 16, "in_te
 _PRO = {**_LITE, "time_dim": 1024, "model_dim": 4096, "ff_dim": 16384, "num_text_blocks": 4, "num_visual_blocks": 60,
         "axes_dims": [32, 48, 48], "dim": 4096, "ffn_dim": 16384, "num_layers": 60}
 _REPO = "kandinskylab/Kandinsky-5.0-{}-Diffusers"
+#: The memory plan's figures (parameters; bytes per parameter as loaded): Qwen2.5-VL 7B and CLIP-L text encoders,
+#: HunyuanVideo's VAE.
+_COMPONENT_PARAMS = {"text_encoder": (8.3e9, 2), "text_encoder_2": (0.123e9, 2), "vae": (0.246e9, 2)}
 #: I2V needs fewer than this many frames at its peril: diffusers' Kandinsky5I2VPipeline renormalises the first 4
 #: latent frames against the next ones (``normalize_first_frame``); with fewer than 5 latent frames there are none,
 #: and the mean of nothing is NaN (a black video).
@@ -40,15 +43,19 @@ FAMILY = Kandinsky5Family(
     name="kandinsky5", title="Kandinsky 5", package=__name__,
     architectures={
         "k5_lite_t2v": Generated("Kandinsky5T2VPipeline", repo=_REPO.format("T2V-Lite-sft-5s"),
-                                 components=_COMPONENTS, shape=_LITE),
+                                 components=_COMPONENTS, shape=_LITE, params=2.0e9,
+                                 component_params=_COMPONENT_PARAMS),
         # no Lite I2V Diffusers repo is documented: its components are the T2V Lite repo's (the same encoders, VAE
         # and scheduler as every Kandinsky 5 video pipeline)
         "k5_lite_i2v": Generated("Kandinsky5I2VPipeline", needs=("image",), repo=_REPO.format("T2V-Lite-sft-5s"),
-                                 components=_COMPONENTS, shape=_LITE),
+                                 components=_COMPONENTS, shape=_LITE, params=2.0e9,
+                                 component_params=_COMPONENT_PARAMS),
         "k5_pro_t2v": Generated("Kandinsky5T2VPipeline", repo=_REPO.format("T2V-Pro-sft-5s"),
-                                components=_COMPONENTS, shape=_PRO),
+                                components=_COMPONENTS, shape=_PRO, params=19e9,
+                                component_params=_COMPONENT_PARAMS),
         "k5_pro_i2v": Generated("Kandinsky5I2VPipeline", needs=("image",), repo=_REPO.format("I2V-Pro-sft-5s"),
-                                components=_COMPONENTS, shape=_PRO),
+                                components=_COMPONENTS, shape=_PRO, params=19e9,
+                                component_params=_COMPONENT_PARAMS),
     },
     # the visual blocks' attention and feed-forward Linears (auto_quantize); the modulation stays 16-bit, see
     # quantize_skip

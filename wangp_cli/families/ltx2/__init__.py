@@ -21,8 +21,15 @@ _V23 = {"gated_attn": True, "cross_attn_mod": True, "audio_gated_attn": True, "a
 IMAGE_PIPELINE = "LTX2ImageToVideoPipeline"
 
 
-def _generated(repo: str, shape: dict) -> Generated:
-    return Generated("LTX2Pipeline", takes=("image",), repo=repo, components=COMPONENTS, shape=shape)
+#: The memory plan's figures (parameters; bytes per parameter as loaded): Gemma 3 12B text encoder, the text
+#: connectors, video and audio VAEs, vocoder (approximate, from the repos' file sizes).
+_COMPONENT_PARAMS = {"text_encoder": (12.2e9, 2), "connectors": (0.6e9, 2), "vae": (0.5e9, 2),
+                     "audio_vae": (0.05e9, 2), "vocoder": (0.06e9, 2)}
+
+
+def _generated(repo: str, shape: dict, params: float) -> Generated:
+    return Generated("LTX2Pipeline", takes=("image",), repo=repo, components=COMPONENTS, shape=shape, params=params,
+                     component_params=_COMPONENT_PARAMS)
 
 
 class LTX2Family(Family):
@@ -43,10 +50,10 @@ FAMILY = LTX2Family(
     name="ltx2", title="LTX-2", package=__name__,
     architectures={
         "ltx2_19B": _generated("Lightricks/LTX-2", dict(_SHAPE, gated_attn=False, cross_attn_mod=False,
-                                                        use_prompt_embeddings=True, perturbed_attn=False)),
-        "ltx2_22B": _generated("diffusers/LTX-2.3-Diffusers", dict(_SHAPE, **_V23)),
+                                                        use_prompt_embeddings=True, perturbed_attn=False), 19e9),
+        "ltx2_22B": _generated("diffusers/LTX-2.3-Diffusers", dict(_SHAPE, **_V23), 22e9),
         "ltx2_25_22B": _generated("Lightricks/LTX-2.5-Diffusers", dict(_SHAPE, **_V23, ff_bias=False,
-                                                                       use_keyframes_abs_pos_embedding=True)),
+                                                                       use_keyframes_abs_pos_embedding=True), 22e9),
     },
     quantized_blocks=("transformer_blocks.*",), quantize_checked=True,
 )

@@ -29,6 +29,10 @@ def _has_torchvision() -> bool:
     return importlib.util.find_spec("torchvision") is not None
 
 
+#: The memory plan's figures (parameters; bytes per parameter as loaded): Qwen2.5-VL 7B text encoder, the VAE.
+_SIZES = {"params": 20.4e9, "component_params": {"text_encoder": (8.3e9, 2), "vae": (0.13e9, 2)}}
+
+
 class QwenFamily(Family):
     """Qwen-Image: refusals for what diffusers' pipelines cannot give as one image."""
 
@@ -53,19 +57,20 @@ class QwenFamily(Family):
 FAMILY = QwenFamily(
     name="qwen", title="Qwen-Image", package=__name__,
     architectures={
-        "qwen_image_20B": Generated("QwenImagePipeline", repo="Qwen/Qwen-Image", components=_TEXT, shape=_SHAPE),
+        "qwen_image_20B": Generated("QwenImagePipeline", repo="Qwen/Qwen-Image", components=_TEXT, shape=_SHAPE,
+                                    **_SIZES),
         "qwen_image_edit_20B": Generated("QwenImageEditPipeline", needs=("image",), repo="Qwen/Qwen-Image-Edit",
-                                         components=_EDIT, shape=_SHAPE),
+                                         components=_EDIT, shape=_SHAPE, **_SIZES),
         "qwen_image_edit_plus_20B": Generated("QwenImageEditPlusPipeline", needs=("image",),
                                               takes=("reference_images",), repo="Qwen/Qwen-Image-Edit-2509",
-                                              components=_EDIT, shape=_SHAPE),
+                                              components=_EDIT, shape=_SHAPE, **_SIZES),
         # 2511: the same blocks, timestep 0 for the condition image tokens (WanGP's config: zero_cond_t)
         "qwen_image_edit_plus2_20B": Generated("QwenImageEditPlusPipeline", needs=("image",),
                                                takes=("reference_images",), repo="Qwen/Qwen-Image-Edit-2511",
-                                               components=_EDIT, shape={**_SHAPE, "zero_cond_t": True}),
+                                               components=_EDIT, shape={**_SHAPE, "zero_cond_t": True}, **_SIZES),
         LAYERED: Generated("QwenImageLayeredPipeline", needs=("image",), repo="Qwen/Qwen-Image-Layered",
                            components=_EDIT, shape={**_SHAPE, "use_additional_t_cond": True,
-                                                    "use_layer3d_rope": True}),
+                                                    "use_layer3d_rope": True}, **_SIZES),
     },
     quantized_blocks=("transformer_blocks.*",), quantize_checked=True,
 )

@@ -18,6 +18,9 @@ SHAPE = {"kind": "z_image", "all_patch_size": [2], "all_f_patch_size": [1], "in_
          "axes_lens": [1536, 512, 512], "ffn_dim": 10240, "num_layers": 30, "text_dim": 2560}
 
 
+#: The memory plan's figures (parameters; bytes per parameter as loaded): Qwen3-4B text encoder, Flux's VAE.
+_COMPONENT_PARAMS = {"text_encoder": (4.0e9, 2), "vae": (0.084e9, 2)}
+
 #: Why the ControlNet types are not generated (the ``Family.refused`` message).
 _CONTROL = ("WanGP runs the Fun ControlNet Union blocks inside its own transformer (a module file); diffusers' "
             "ZImageControlNetPipeline takes them as a separate ZImageControlNetModel with control images, which "
@@ -34,8 +37,10 @@ class ZImageFamily(Family):
 FAMILY = ZImageFamily(
     name="z_image", title="Z-Image", package=__name__,
     architectures={
-        "z_image": Generated("ZImagePipeline", repo="Tongyi-MAI/Z-Image-Turbo", components=_PARTS, shape=SHAPE),
-        "z_image_base": Generated("ZImagePipeline", repo="Tongyi-MAI/Z-Image", components=_PARTS, shape=SHAPE),
+        "z_image": Generated("ZImagePipeline", repo="Tongyi-MAI/Z-Image-Turbo", components=_PARTS, shape=SHAPE,
+                             params=6.15e9, component_params=_COMPONENT_PARAMS),
+        "z_image_base": Generated("ZImagePipeline", repo="Tongyi-MAI/Z-Image", components=_PARTS, shape=SHAPE,
+                             params=6.15e9, component_params=_COMPONENT_PARAMS),
     },
     # the 30 main ``layers``; the two-block noise / context refiners are not a tower for mmgp (fewer than 5 floors)
     quantized_blocks=("layers.*",),
