@@ -49,7 +49,8 @@ MAX_QUEUE_JSON_BYTES = 64 << 20
 _UNSAFE_PART = re.compile(r"[\x00-\x1f\x7f\\:]")
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Keys a record may hold: ours, and every WanGP settings key (of July 2025 and later versions).
-KNOWN_KEYS = sorted({"id", "loras", *MODEL_KEYS, *MEDIA_KEYS, *MEDIA_KEYS.values(), "quantization", "dtype", *IGNORED_KEYS,
+KNOWN_KEYS = sorted({"id", "loras", "image_format", "no_audio", *MODEL_KEYS, *MEDIA_KEYS, *MEDIA_KEYS.values(),
+                     "quantization", "dtype", *IGNORED_KEYS,
                      *FLAG_KEYS, *K.SETTINGS_KEYS, *K.LATER_SETTINGS_KEYS, *K.MEDIA_KEYS, *ATTACHMENT_KEYS})
 #: WanGP's media keys that wangp's pipelines do not take (kept in the settings, with a warning).
 UNUSED_MEDIA_KEYS = tuple(key for key in ATTACHMENT_KEYS if key not in MEDIA_KEYS.values())
@@ -74,6 +75,8 @@ class Job:
     media: dict = field(default_factory=dict)  # image / last_image / control_video / mask -> Path; refs -> [Path]
     quantization: str | None = None
     dtype: str | None = None
+    image_format: str | None = None  # png | jpeg | webp: an image job's file format
+    no_audio: bool | None = None  # true: the mp4 without the model's audio track
     error: str | None = None  # why the record is not a valid job
     warnings: list[str] = field(default_factory=list)  # what the record holds that has no effect
 
@@ -399,6 +402,12 @@ def normalise(record, index: int, line: int, base: Path) -> Job:
             raise ManifestError(f"quantization {shown(job.quantization)}: use int8 or none")
         if job.dtype not in (None, "bf16", "fp16"):
             raise ManifestError(f"dtype {shown(job.dtype)}: use bf16 or fp16")
+        job.image_format = record.pop("image_format", None)
+        if job.image_format not in (None, "png", "jpeg", "webp"):
+            raise ManifestError(f"image_format {shown(job.image_format)}: use png, jpeg or webp")
+        job.no_audio = record.pop("no_audio", None)
+        if job.no_audio is not None and not isinstance(job.no_audio, bool):
+            raise ManifestError(f"no_audio {shown(job.no_audio)}: use true or false")
         for key in IGNORED_KEYS:
             record.pop(key, None)
         job.warnings = [f"'{key}' is neither a manifest key nor a WanGP setting{did_you_mean(key, KNOWN_KEYS)}; "
@@ -426,6 +435,8 @@ def job_hash(record, job: Job) -> str:
     payload = {"model": job.model_id, "settings": job.settings, "quantization": job.quantization,
                "dtype": job.dtype, "media": {k: [str(p) for p in v] if isinstance(v, list) else str(v)
                                              for k, v in sorted(job.media.items())}}
+    if job.no_audio is not None:  # another file; records without it keep the names they always had
+        payload["no_audio"] = job.no_audio
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return f"{job.model_id}-{digest[:12]}"
 

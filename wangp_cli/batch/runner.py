@@ -35,6 +35,8 @@ class BatchOptions:
     asked: tuple[str, ...] = ()  # preference fields set on the command line ("quantization", "dtype")
     attention: str = "auto"
     compile: bool = False
+    image_format: str | None = None  # --image-format: image jobs without their own 'image_format'
+    no_audio: bool = False  # --no-audio: jobs without their own 'no_audio'
 
 
 @dataclass
@@ -55,8 +57,9 @@ class Planned:
         return self.job.warnings + (self.checked.warnings if self.checked else [])
 
 
-def video_path(options: BatchOptions, job: Job) -> Path:
-    return options.output_dir / f"{job.id}.mp4"
+def video_path(options: BatchOptions, job: Job, suffix: str = ".mp4") -> Path:
+    """``<output>/<id>.mp4`` (an image job's: ``<id>.png``, ``.jpg``, ``.webp``)."""
+    return options.output_dir / f"{job.id}{suffix}"
 
 
 def job_request(catalog: Catalog, job: Job, options: BatchOptions) -> GenerateRequest:
@@ -66,10 +69,17 @@ def job_request(catalog: Catalog, job: Job, options: BatchOptions) -> GenerateRe
     preference = Preference(job.quantization or options.preference.quantization,
                             job.dtype or options.preference.dtype)
     asked = set(options.asked) | {name for name in ("quantization", "dtype") if getattr(job, name)}
-    return build_request(catalog, job.model_id, settings=job.settings, preference=preference,
-                         output=video_path(options, job), profile=options.profile, components=options.components,
-                         pipeline_kwargs=options.pipeline_kwargs, asked=tuple(sorted(asked)),
-                         attention=options.attention, compile=options.compile, **job.media)
+    from wangp_cli.generate.runner import media_suffix
+
+    request = build_request(catalog, job.model_id, settings=job.settings, preference=preference,
+                            output=None, profile=options.profile, components=options.components,
+                            pipeline_kwargs=options.pipeline_kwargs, asked=tuple(sorted(asked)),
+                            attention=options.attention, compile=options.compile, image_format=job.image_format,
+                            no_audio=options.no_audio if job.no_audio is None else job.no_audio, **job.media)
+    if request.media == "image" and request.image_format is None:
+        request.image_format = options.image_format  # the command line's, for image jobs only
+    request.output = video_path(options, job, media_suffix(request))
+    return request
 
 
 def plan_jobs(catalog: Catalog, jobs: list[Job], options: BatchOptions, *, files: bool = True) -> list[Planned]:
@@ -167,7 +177,8 @@ def _base_record(item: Planned) -> dict:
     record = {"id": job.id, "index": job.index, "line": job.line, "model": job.model_id}
     if request is not None:
         record.update(path=str(request.output), seed=None if request.seed == -1 else request.seed,
-                      frames=request.frames, steps=request.steps, resolution=f"{request.width}x{request.height}",
+                      media=getattr(request, "media", "video"), frames=request.frames, steps=request.steps,
+                      resolution=f"{request.width}x{request.height}",
                       prompt=request.settings.get("prompt", ""))
     return record
 
@@ -252,7 +263,8 @@ def run_job(generator, item: Planned) -> dict:
                 "seconds": round(time.perf_counter() - started, 3), "timings": result["timings"],
                 "peak_memory": result["peak_memory"], "model_reused": result["model_reused"],
                 "device": result["device"], "profile": result.get("profile"),
-                **{key: result.get(key) for key in ("attention", "compile", "step_cache", "step_seconds")}, **extra}
+                **{key: result.get(key) for key in ("attention", "compile", "step_cache", "step_seconds", "audio")},
+                **extra}
     return {**_base_record(item), "status": "failed", "error": error,
             "seconds": round(time.perf_counter() - started, 3), **extra}
 
@@ -263,8 +275,11 @@ def _seed_in(data) -> int | None:
 
 
 def existing_seed(video: Path) -> int | None:
-    """The seed a finished video was made with: from its sidecar, else from its mp4 metadata."""
-    from wangp_cli.generate.video import read_metadata
+    """The seed a finished video (image) was made with: from its sidecar, else from its embedded metadata."""
+    from wangp_cli.generate.image import format_of, read_metadata as read_image
+    from wangp_cli.generate.video import read_metadata as read_video
+
+    reader = read_image if format_of(video) else read_video
 
     try:
         seed = _seed_in(json.loads(video.with_suffix(".json").read_text(encoding="utf-8")))
@@ -272,7 +287,7 @@ def existing_seed(video: Path) -> int | None:
         seed = None
     if seed is None:
         try:
-            seed = _seed_in(read_metadata(video))
+            seed = _seed_in(reader(video))
         except OSError:
             pass
     return seed

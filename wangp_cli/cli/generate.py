@@ -1,4 +1,4 @@
-"""``wangp generate``: a video from a definition through diffusers (CUDA when present, CPU otherwise)."""
+"""``wangp generate``: a video (or an image) from a definition through diffusers (CUDA when present, CPU otherwise)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ PROFILE_HELP = ("Memory profile: gpu (all on the GPU), offload (model offload), 
                 "offloading), lowvram (group + VAE tiling), cpu. Default: picked from free VRAM.")
 Attention = Enum("Attention", {name: name for name in ATTENTION_CHOICES}, type=str)
 CacheType = Enum("CacheType", {name: name for name in CACHE_TYPES}, type=str)
+ImageFormat = Enum("ImageFormat", {name: name for name in ("png", "jpeg", "webp")}, type=str)
+IMAGE_FORMAT_HELP = ("Image models: the file format of images written into a folder (png, jpeg, webp; default png; "
+                     "-o name.jpg picks it from the suffix). With --manifest: for image jobs without 'image_format'.")
+NO_AUDIO_HELP = ("Write the mp4 without the audio track the model generates (LTX-2). With --manifest: for jobs "
+                 "without 'no_audio'.")
 ATTENTION_HELP = ("Attention kernels of the transformer(s): auto (the fastest installed that runs here: sage, "
                   "flash3, flash, else sdpa), sdpa (torch), cudnn, flash (flash-attn 2), flash3 (FlashAttention 3, "
                   "Hopper), sage (SageAttention 2).")
@@ -96,8 +101,8 @@ def generate_command(
     negative_prompt: Annotated[Optional[str], typer.Option(help="Negative prompt.", show_default=False)] = None,
     resolution: Annotated[Optional[str], typer.Option(help="WIDTHxHEIGHT, multiples of 16 (settings key "
                                                            "'resolution').", show_default=False)] = None,
-    frames: Annotated[Optional[int], typer.Option(help="Number of frames, 4k+1 ('video_length').",
-                                                  show_default=False)] = None,
+    frames: Annotated[Optional[int], typer.Option(help="Number of frames, 4k+1 (LTX: 8k+1; 'video_length'); not "
+                                                       "for image models.", show_default=False)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Denoising steps ('num_inference_steps').",
                                                  show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance scale ('guidance_scale').",
@@ -129,8 +134,12 @@ def generate_command(
     pipeline_arg: Annotated[Optional[List[str]], typer.Option("--pipeline-arg", help="Extra KEY=VALUE for the "
                                                               "diffusers call (advanced; repeatable).",
                                                               show_default=False)] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output .mp4 file or folder (default: "
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output .mp4 file (image models: .png, "
+                                                                        ".jpg, .jpeg, .webp) or folder (default: "
                                                                         "outputs/).", show_default=False)] = None,
+    image_format: Annotated[Optional[ImageFormat], typer.Option("--image-format", help=IMAGE_FORMAT_HELP,
+                                                                show_default=False)] = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help=NO_AUDIO_HELP)] = False,
     manifest: Annotated[Optional[str], typer.Option(help="Batch: a JSONL / JSON list of jobs (WanGP settings "
                                                         "objects or our flag names); one model load per definition.",
                                                    show_default=False, rich_help_panel="Batch")] = None,
@@ -177,10 +186,11 @@ def generate_command(
     target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
-    """Generate a video with a definition's transformer (16-bit or quanto int8) and diffusers.
+    """Generate a video (or an image) with a definition's transformer (16-bit or quanto int8) and diffusers.
 
-    Settings merge as WanGP's: architecture < definition < settings/<id>_settings.json < these flags. The mp4 holds
-    the settings in WanGP's metadata format; a JSON sidecar holds the result record.
+    Settings merge as WanGP's: architecture < definition < settings/<id>_settings.json < these flags. The mp4 (the
+    PNG/JPEG/WebP of image models) holds the settings in WanGP's metadata format; a JSON sidecar holds the result
+    record.
     Examples: wangp generate -m t2v_fusionix --prompt "a cat surfing"; wangp generate -m i2v --image cat.png
     """
     from wangp_cli.core.variants import Preference
@@ -213,7 +223,8 @@ def generate_command(
                             shard_text=shard, force=force, results=results, dry_run=dry_run, export_wangp=export_wangp,
                             ray=ray_address or ("local" if ray else None),
                             ray_actors=ray_actors, retries=retries, format=format, asked=asked,
-                            attention=attention.value, compile=compile)
+                            attention=attention.value, compile=compile,
+                            image_format=image_format.value if image_format else None, no_audio=no_audio)
     batch_only = [name for name, value in {"--shard": shard, "--force": force, "--results": results,
                                            "--export-wangp": export_wangp, "--ray": ray, "--ray-address": ray_address,
                                            "--ray-actors": ray_actors}.items() if value]
@@ -227,7 +238,8 @@ def generate_command(
                             image=image, last_image=last_image, control_video=control_video, mask=mask,
                             reference_images=reference_image or [], output=output, profile=profile,
                             components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []), asked=asked,
-                            loras=lora or [], attention=attention.value, compile=compile)
+                            loras=lora or [], attention=attention.value, compile=compile,
+                            image_format=image_format.value if image_format else None, no_audio=no_audio)
     checked = preflight(catalog, request)  # before a seed is drawn or torch imported
     for message in checked.warnings:
         warn(message)
@@ -260,26 +272,33 @@ def _print_plan(request, checked, format: DataFormat) -> None:
     """``generate -m ID --dry-run``: what would run, after every check, without loading anything."""
     from wangp_cli.generate.request import shown
 
+    from wangp_cli.generate.runner import media_suffix, output_file
+
     files = checked.files
     seed = None if request.seed == -1 else request.seed
+    images = request.media == "image"
     plan = {"status": "valid", "model": request.model_id, "architecture": request.architecture,
             "transformer": files.transformer, "quantized": files.quantized or files.auto_quantize,
             **({"transformer2": files.transformer2, "quantized2": files.quantized2 or files.auto_quantize2}
                if files.transformer2 else {}),
             "dtype": files.dtype, "width": request.width, "height": request.height, "frames": request.frames,
-            "fps": request.fps, "steps": request.steps, "seed": seed, "output": str(checked.output),
+            "fps": None if images else request.fps, "media": request.media, "steps": request.steps, "seed": seed,
+            "output": str(checked.output),
             "download": checked.download, "warnings": checked.warnings, "attention": request.attention,
             "compile": request.compile, "step_cache": step_cache(request.settings), "settings": request.settings}
     if format is DataFormat.json:
         return emit_json(plan)
-    output = str(checked.output) + ("" if checked.output.suffix.lower() == ".mp4" else
-                                    "/<time>_seed<seed>_<prompt>.mp4")
+    suffix = media_suffix(request)
+    output = str(checked.output) + ("" if output_file(request) is not None else f"/<time>_seed<seed>_<prompt>{suffix}")
+    media = (f"{request.width}x{request.height} ({suffix[1:]})" if images else
+             f"{request.width}x{request.height}, {request.frames} frames at {request.fps} fps"
+             + (", no audio" if request.no_audio else ""))
     rows = [("model", f"{request.model_id} ({request.architecture})"),
             ("transformer", _weights_row(files.transformer, plan["quantized"], files.dtype)),
             *([("transformer2", _weights_row(files.transformer2, plan["quantized2"], files.dtype, ", low noise"))]
               if files.transformer2 else []),
-            ("video", f"{request.width}x{request.height}, {request.frames} frames at {request.fps} fps, "
-                      f"{request.steps} steps, seed {'random' if seed is None else seed}"),
+            ("image" if images else "video", f"{media}, {request.steps} steps, seed "
+                                             f"{'random' if seed is None else seed}"),
             ("prompt", shown(request.settings.get("prompt", ""), 70)),
             ("speed", speed_text(request.attention, request.compile, plan["step_cache"])),
             ("output", output),
@@ -324,12 +343,13 @@ def _dry_run_line(record: dict) -> str:
         head += ", " + _cache_text(record["step_cache"])
     if record["download"]:
         head += f", downloads {len(record['download'])} file(s)"
-    return f"[OK] {head}" + (" (video exists)" if record["exists"] else "")
+    done = " (image exists)" if record.get("media") == "image" else " (video exists)"
+    return f"[OK] {head}" + (done if record["exists"] else "")
 
 
 def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
                  pipeline_kwargs, shard_text, force, results, dry_run, export_wangp, ray, ray_actors, retries,
-                 format, asked=(), attention="auto", compile=False) -> None:
+                 format, asked=(), attention="auto", compile=False, image_format=None, no_audio=False) -> None:
     """``--manifest``: every job of the manifest (or of one shard), serially or over Ray; or a check / an export."""
     import os
     import time
@@ -342,7 +362,8 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
     output_dir = Path(output).resolve() if output else (catalog.home.root / "outputs").resolve()
     options = runner.BatchOptions(output_dir=output_dir, preference=preference, force=force, profile=profile,
                                   components=Path(components).resolve() if components else None,
-                                  pipeline_kwargs=pipeline_kwargs, asked=asked, attention=attention, compile=compile)
+                                  pipeline_kwargs=pipeline_kwargs, asked=asked, attention=attention, compile=compile,
+                                  image_format=image_format, no_audio=no_audio)
     results_path = Path(results) if results else output_dir / runner.results_name(selected)
     if export_wangp is None:
         runner.check_outputs(catalog, Path(manifest), options, results_path)

@@ -23,6 +23,7 @@ from wangp_cli.families import FAMILIES, family_for_architecture
 from wangp_cli.generate import cache
 from wangp_cli.generate.accel import attention_problems
 from wangp_cli.generate.engine import MANAGED_ARGUMENTS, PIPELINES
+from wangp_cli.generate.image import FORMATS as IMAGE_FILE_FORMATS, SUFFIXES as IMAGE_SUFFIXES
 from wangp_cli.generate.loras import for_request
 
 #: Architectures wangp generates with (WanGP's documented finetune bases and their 1.3B / base siblings).
@@ -48,6 +49,9 @@ GUIDANCE_KEYS = ("guidance_scale", "flow_shift", "embedded_guidance_scale")
 MEDIA = {"image": ("--image", "image"), "last_image": ("--last-image", "image"),
          "control_video": ("--control-video", "video"), "mask": ("--mask", "video"),
          "reference_images": ("--reference-image", "image")}
+#: Image file formats (``--image-format``) -> the file suffixes that pick them with ``-o``.
+IMAGE_FORMATS = {name: tuple(suffix for suffix, named in IMAGE_SUFFIXES.items() if named == name)
+                 for name in IMAGE_FILE_FORMATS}
 _RESOLUTION = re.compile(r"^\s*(\d{1,9})\s*[xX*]\s*(\d{1,9})\s*$")
 
 
@@ -98,6 +102,9 @@ class GenerateRequest:
     loras: object = None  # generate.loras.LoraPlan: the definition's, the settings' and --lora's LoRAs
     attention: str = "auto"  # --attention: a generate.accel.ATTENTION_CHOICES entry
     compile: bool = False  # --compile: regional torch.compile of the transformer blocks
+    media: str = "video"  # "image" for architectures whose pipeline makes images (engine.makes_images)
+    image_format: str | None = None  # --image-format (an IMAGE_FORMATS key) for images written into a folder
+    no_audio: bool = False  # --no-audio: the mp4 gets no audio track even where the family returns one
 
     def draw_seed(self) -> int:
         """The seed, drawn now when the settings ask for a random one (-1)."""
@@ -131,6 +138,47 @@ def _fitted(arch, width: int, height: int) -> tuple[int, int]:
     if isinstance(block, int) and block > 16 and width >= block and height >= block:
         return width // block * block, height // block * block
     return width, height
+
+
+def frame_step(arch) -> int:
+    """The frame counts an architecture takes are ``step*k + 1``: the step of WanGP's frames slider, reduced to
+    what its minimum also fits (SkyReels-V2 DF's slider 17, 37, 57, ... is 4k+1 frames; LTX-2's 17, 25, ... is
+    8k+1)."""
+    low, _, step = arch.frames
+    return math.gcd(low - 1, step) if low > 1 and step > 0 else max(step, 1)
+
+
+def _frames_problem(arch, arch_id: str, frames: int) -> str | None:
+    step = frame_step(arch)
+    if frames < 1 or (frames - 1) % step:
+        examples = "1, 5, 9, ..., 81" if step == 4 else ", ".join(str(1 + k * step) for k in range(3)) + ", ..."
+        return f"frames {shown(frames)}: must be {step}k+1 ({examples})"
+    if frames > arch.frames[1]:
+        return f"frames {shown(frames)}: {arch_id} takes at most {arch.frames[1]} frames"
+    return None
+
+
+def image_format_for(output: Path | None, image_format: str | None) -> str:
+    """The format of an image output: ``-o``'s suffix, else ``--image-format``, else PNG (lossless)."""
+    suffix = output.suffix.lower() if output is not None else ""
+    named = next((name for name, suffixes in IMAGE_FORMATS.items() if suffix in suffixes), None)
+    return named or image_format or "png"
+
+
+def _image_output_problems(model_id: str, images: bool, output, image_format, frames_given: bool) -> list[str]:
+    """--frames, --image-format and ``-o``'s suffix against what the model makes (images or videos)."""
+    if not images:
+        return [f"--image-format is for image models; '{model_id}' makes videos (.mp4)"] if image_format else []
+    problems = []
+    if frames_given:
+        problems.append(f"'{model_id}' makes images: --frames is for video models (an image is one frame)")
+    if image_format is not None and image_format not in IMAGE_FORMATS:
+        problems.append(f"--image-format {shown(image_format)}: use {', '.join(IMAGE_FORMATS)}")
+    suffix = Path(output).suffix.lower() if output else ""
+    named = next((name for name, suffixes in IMAGE_FORMATS.items() if suffix in suffixes), None)
+    if named and image_format in IMAGE_FORMATS and named != image_format:
+        problems.append(f"-o '{output}' is a {named} file but --image-format is {image_format}: give one of them")
+    return problems
 
 
 def _non_finite(data, where: str = "") -> list[tuple[str, float]]:
@@ -226,7 +274,8 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
                   image=None, last_image=None, control_video=None, mask=None, reference_images=(), output=None,
                   profile: str | None = None, components=None, pipeline_kwargs: dict | None = None,
                   settings: dict | None = None, asked: tuple[str, ...] = (), loras=(), attention: str = "auto",
-                  compile: bool = False) -> GenerateRequest:
+                  compile: bool = False, image_format: str | None = None,
+                  no_audio: bool = False) -> GenerateRequest:
     """Merge settings (architecture < definition < settings file < ``settings`` < flags) and check every value
     and input file; nothing is loaded, nothing is written.
 
@@ -235,7 +284,11 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     ``loras``: ``--lora FILE_OR_URL[:MULTIPLIER]`` values, added to the settings' ``activated_loras``.
     ``attention`` / ``compile``: the speed levers (generate.accel), checked here against the family and what is
     installed; ``cache`` ``"none"`` in ``flags`` or ``settings`` is WanGP's empty ``skip_steps_cache_type``.
+    Image architectures (``engine.makes_images``) make one frame: the settings' ``video_length`` becomes 1 (as
+    WanGP sets it for images), ``--frames`` is refused; ``image_format``: png | jpeg | webp for folder outputs.
     """
+    from wangp_cli.generate.engine import makes_images
+
     definition = catalog.get(model_id)
     arch_id = definition.architecture or ""
     arch = get_architecture(arch_id, catalog.target)
@@ -249,6 +302,9 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     if isinstance(overrides.get("skip_steps_cache_type"), str):  # --cache none: WanGP's "" (no step cache)
         overrides["skip_steps_cache_type"] = cache.settings_value(overrides["skip_steps_cache_type"])
     settings, _ = merged_settings(definition, catalog, {k: v for k, v in overrides.items() if v is not None})
+    images = makes_images(arch_id)
+    if images:
+        settings["video_length"] = 1  # what WanGP's generate_media sets (and records) for an image
     lora_plan = for_request(catalog, definition, arch, family_for_architecture(arch_id), settings, list(loras))
     width, height = _fitted(arch, *parse_resolution(settings.get("resolution", "832x480")))
     frames = _number(settings, "video_length")
@@ -262,11 +318,11 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     elif max(width, height) > MAX_SIDE:
         problems.append(f"resolution {shown(width)}x{shown(height)}: at most {MAX_SIDE} pixels a side (WanGP's "
                         "largest size)")
-    high = arch.frames[1]
-    if frames < 1 or (frames - 1) % 4:
-        problems.append(f"frames {shown(frames)}: must be 4k+1 (1, 5, 9, ..., 81)")
-    elif frames > high:
-        problems.append(f"frames {shown(frames)}: {arch_id} takes at most {high} frames")
+    frames_refused = None if images else _frames_problem(arch, arch_id, frames)
+    if frames_refused:
+        problems.append(frames_refused)
+    problems += _image_output_problems(model_id, images, output, image_format,
+                                       (flags or {}).get("frames") is not None)
     if steps < 1:
         problems.append(f"steps {shown(steps)}: must be at least 1")
     elif steps > MAX_STEPS:
@@ -297,4 +353,6 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         reference_images=[_media(p, *MEDIA["reference_images"]) for p in reference_images],
         output=Path(output) if output else None, profile=profile,
         components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}),
-        random_seed=seed == -1, asked=tuple(asked), loras=lora_plan, attention=attention, compile=bool(compile))
+        random_seed=seed == -1, asked=tuple(asked), loras=lora_plan, attention=attention, compile=bool(compile),
+        media="image" if images else "video", image_format=image_format if images else None,
+        no_audio=bool(no_audio))

@@ -168,8 +168,28 @@ def wangp_metadata(catalog: Catalog, request: GenerateRequest, model_filename: s
 
     definition = catalog.get(request.model_id)
     metadata = export_settings(definition, catalog, model_filename, form="metadata", settings=dict(request.settings))
+    if request.media == "image":  # WanGP records its image codec ("png", "jpeg_95", "webp_95") with an image
+        from wangp_cli.generate.image import quality_name
+
+        metadata["image_quality"] = quality_name(image_format(request))
     metadata["generation_time"] = round(generation_time)
     return metadata
+
+
+def image_format(request: GenerateRequest) -> str:
+    """An image request's file format: ``-o``'s suffix, else ``--image-format``, else png."""
+    from wangp_cli.generate.request import image_format_for
+
+    return image_format_for(request.output, request.image_format)
+
+
+def media_suffix(request: GenerateRequest) -> str:
+    """The suffix of the request's output file: ``.mp4``, or the image format's (``.png``, ``.jpg``, ``.webp``)."""
+    if request.media != "image":
+        return ".mp4"
+    from wangp_cli.generate.image import suffix_of
+
+    return suffix_of(image_format(request))
 
 
 def _is_mp4(path: Path) -> bool:
@@ -198,9 +218,14 @@ def _replaceable(path: Path, kind: str, is_own_kind, option: str) -> None:
 
 
 def output_file(request: GenerateRequest) -> Path | None:
-    """The video file ``-o`` names (None when the video goes into a folder under WanGP's time-stamped name)."""
+    """The video (image) file ``-o`` names (None when it goes into a folder under WanGP's time-stamped name)."""
+    from wangp_cli.generate.image import SUFFIXES
+
     output = request.output
-    return output if output is not None and output.suffix.lower() == ".mp4" else None
+    if output is None:
+        return None
+    suffix = output.suffix.lower()
+    return output if (suffix in SUFFIXES if request.media == "image" else suffix == ".mp4") else None
 
 
 def output_folder(catalog: Catalog, request: GenerateRequest) -> Path:
@@ -214,27 +239,50 @@ def output_path(catalog: Catalog, request: GenerateRequest, when: datetime) -> P
     from wangp_cli.generate.video import default_output_name
 
     return output_file(request) or output_folder(catalog, request) / default_output_name(
-        request.settings.get("prompt", ""), request.seed, when)
+        request.settings.get("prompt", ""), request.seed, when, media_suffix(request))
+
+
+def _wrong_suffix(request: GenerateRequest, output: Path) -> UsageError:
+    """``-o`` names a file of another kind than the model makes."""
+    from wangp_cli.generate.image import SUFFIXES
+
+    if request.media == "image":
+        return UsageError(f"-o '{output}': '{request.model_id}' makes images, written as .png, .jpg, .jpeg or .webp",
+                          hint=f"-o {output.with_suffix('.png')}, or a folder for time-stamped names "
+                               "(--image-format png|jpeg|webp)")
+    if output.suffix.lower() in SUFFIXES:
+        return UsageError(f"-o '{output}': '{request.model_id}' makes videos, wangp writes them as .mp4",
+                          hint=f"-o {output.with_suffix('.mp4')}, or a folder for time-stamped names")
+    return UsageError(f"-o '{output}': wangp writes .mp4 videos",
+                      hint=f"-o {output.with_suffix('.mp4')}, or a folder for time-stamped names")
 
 
 def check_output(catalog: Catalog, request: GenerateRequest) -> Path:
-    """Where the video goes (a file, or a folder), refused now when writing it after the render would fail:
-    ``-o`` is an .mp4 file or a folder; an existing file that is not an mp4 (or not our sidecar beside it) is
-    never replaced; the folder must be writable and have room for the video."""
+    """Where the video (image) goes (a file, or a folder), refused now when writing it after the render would
+    fail: ``-o`` is an .mp4 file (for image models a .png/.jpg/.jpeg/.webp file) or a folder; an existing file
+    that is not of that kind (or not our sidecar beside it) is never replaced; the folder must be writable and
+    have room for the output."""
+    from wangp_cli.generate.image import is_image
+
     output, file = request.output, output_file(request)
+    images = request.media == "image"
+    kind, own_kind = ("PNG/JPEG/WebP image", is_image) if images else ("video", _is_mp4)
     if file is not None:
-        _replaceable(file, "video", _is_mp4, "-o")
+        _replaceable(file, kind, own_kind, "-o")
         _replaceable(file.with_suffix(".json"), "wangp sidecar", _is_sidecar, "the sidecar")
     elif output is not None and not output.is_dir():
         if os.path.lexists(output):
-            raise OutputError(f"-o '{output}' is an existing file, not an .mp4 video", code="exists",
-                              hint="name an .mp4 file (-o clip.mp4) or a folder")
+            wanted = "an image file (-o out.png)" if images else "an .mp4 file (-o clip.mp4)"
+            raise OutputError(f"-o '{output}' is an existing file, not an {'image' if images else '.mp4 video'}",
+                              code="exists", hint=f"name {wanted} or a folder")
         if output.suffix:
-            raise UsageError(f"-o '{output}': wangp writes .mp4 videos",
-                             hint=f"-o {output.with_suffix('.mp4')}, or a folder for time-stamped names")
+            raise _wrong_suffix(request, output)
     folder = output_folder(catalog, request)
     check_folder_writable(folder, what="output folder")
-    check_free_space(folder, request.width * request.height * request.frames // 4, what="the video")
+    if images:  # at most the raw pixels (an incompressible PNG) and the settings
+        check_free_space(folder, request.width * request.height * 3 + (1 << 20), what="the image")
+    else:
+        check_free_space(folder, request.width * request.height * request.frames // 4, what="the video")
     return file or folder
 
 
@@ -291,7 +339,17 @@ def preflight(catalog: Catalog, request: GenerateRequest) -> Preflight:
     warning = _variant_warning(request, files)
     if warning:
         checked.warnings.append(warning)
-    size = metadata_size(wangp_metadata(catalog, request, files.model_filename(catalog.target), 0))
+    metadata = wangp_metadata(catalog, request, files.model_filename(catalog.target), 0)
+    if request.media == "image":
+        from wangp_cli.generate.image import MAX_JPEG_COMMENT, comment_size
+
+        size = comment_size(metadata, image_format(request))
+        if image_format(request) == "jpeg" and size > MAX_JPEG_COMMENT:
+            checked.warnings.append(f"the settings take {size:,} bytes, more than a JPEG's EXIF holds "
+                                    f"({MAX_JPEG_COMMENT:,}): the image gets them with long texts shortened, the "
+                                    "sidecar whole (PNG and WebP hold them all)")
+        return checked
+    size = metadata_size(metadata)
     if size > MAX_METADATA:
         checked.warnings.append(f"the settings take {size:,} characters of JSON, more than an mp4 comment holds "
                                 f"({MAX_METADATA:,}): the mp4 gets them with long texts shortened, the sidecar "
@@ -482,10 +540,12 @@ class Generator:
         return Rendering(result, files, timings, reused, started, speed)
 
     def generate(self, request: GenerateRequest) -> dict:
-        """Run one request and save the mp4; returns the result record (also written as the JSON sidecar).
+        """Run one request and save the mp4 (an image model's image: its last frame); returns the result record
+        (also written as the JSON sidecar).
 
-        Metadata too large for the mp4 is embedded shortened (the sidecar keeps it whole): the frames are kept."""
-        from wangp_cli.generate.video import fit_metadata, write_sidecar, write_video
+        Metadata too large for the mp4 (a JPEG) is embedded shortened (the sidecar keeps it whole): the frames
+        are kept. The family's audio is muxed into the mp4 unless ``request.no_audio``."""
+        from wangp_cli.generate.video import write_sidecar
 
         rendering = self.render(request)
         files, timings, result = rendering.files, rendering.timings, rendering.result
@@ -493,14 +553,15 @@ class Generator:
         path = output_path(self.catalog, request, datetime.now())
         metadata = wangp_metadata(self.catalog, request, files.model_filename(self.catalog.target),
                                   time.perf_counter() - rendering.started)
-        embedded, shortened = fit_metadata(metadata)  # preflight warned about it; the record says so
-        write_video(path, result.frames, request.fps, embedded)
+        shortened, audio = save_media(path, request, result, metadata)
         timings["save"] = time.perf_counter() - mark
         self.reporter.stage("save", timings["save"])
         record = {
             "path": str(path), "model": request.model_id, "architecture": request.architecture,
             "seed": request.seed, "width": request.width, "height": request.height, "frames": request.frames,
-            "fps": request.fps, "transformer": files.transformer,
+            "fps": None if request.media == "image" else request.fps, "media": request.media,
+            **({"image_format": image_format(request)} if request.media == "image" else {}), "audio": audio,
+            "transformer": files.transformer,
             **({"transformer2": files.transformer2} if files.transformer2 else {}),
             "quantized": files.quantized or files.auto_quantize,
             "dtype": files.dtype, "device": result.device, "profile": result.profile,
@@ -511,3 +572,22 @@ class Generator:
         }
         record["sidecar"] = str(write_sidecar(path, record))
         return record
+
+
+def save_media(path: Path, request: GenerateRequest, result, metadata: dict) -> tuple[bool, dict | None]:
+    """Write the rendered output to ``path`` with ``metadata`` embedded: an image model's last frame as an image,
+    otherwise the mp4 (with the family's audio unless ``--no-audio``). ``(metadata shortened?, the record's
+    audio: {"rate", "channels", "seconds"} or None)``."""
+    if request.media == "image":
+        from wangp_cli.generate.image import fit_metadata as fit_image_metadata, write_image
+
+        chosen = image_format(request)
+        embedded, shortened = fit_image_metadata(metadata, chosen)
+        write_image(path, result.frames, embedded, image_format=chosen)
+        return shortened, None
+    from wangp_cli.generate.video import audio_record, fit_metadata, write_video
+
+    embedded, shortened = fit_metadata(metadata)  # preflight warned about it; the record says so
+    audio = None if request.no_audio else getattr(result, "audio", None)
+    write_video(path, result.frames, request.fps, embedded, audio=audio)
+    return shortened, audio_record(audio, len(result.frames), request.fps)

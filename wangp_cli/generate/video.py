@@ -45,8 +45,16 @@ SETTINGS_ATOMS = (COMMENT_ATOM, b"desc", b"\xa9des")
 _MAX_NAME_BYTES = 255
 #: Inputs read as still images (a control video or mask given as an image is repeated over the frames).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-#: ``.<name>.<host>-<pid>-<hex>.wangp-tmp.mp4`` (older versions wrote ``.<name>.<pid>-<hex>.wangp-tmp.mp4``).
-_TEMP_NAME = re.compile(r"^\..*\.(?:(?P<host>[0-9a-f]{8})-)?(?P<pid>\d+)-[0-9a-f]{8}\.wangp-tmp\.mp4$")
+#: ``.<name>.<host>-<pid>-<hex>.wangp-tmp.mp4`` (older versions wrote ``.<name>.<pid>-<hex>.wangp-tmp.mp4``;
+#: images end in their own suffix, the audio of a video in .wav).
+_TEMP_NAME = re.compile(r"^\..*\.(?:(?P<host>[0-9a-f]{8})-)?(?P<pid>\d+)-[0-9a-f]{8}\.wangp-tmp"
+                        r"\.(?:mp4|png|jpg|webp|wav)$")
+#: Sample rates ffmpeg's AAC encoder takes; audio at another rate is resampled to :data:`AAC_FALLBACK_RATE`.
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+AAC_FALLBACK_RATE = 48000
+#: WanGP's default ``audio_output_codec`` (``aac_128``).
+AAC_BITRATE = "128k"
+MAX_AUDIO_CHANNELS = 8
 #: A temporary file of another machine (or of an older version) is swept once it is this old (seconds).
 _FOREIGN_TEMP_AGE = 24 * 3600
 
@@ -65,16 +73,18 @@ def _sanitize(text: str) -> str:
     return "".join(kept)
 
 
-def default_output_name(prompt: str, seed: int, when: datetime | None = None) -> str:
-    """WanGP's file name for a generated video: ``<time>_seed<seed>_<first 50 characters of the prompt>.mp4``.
+def default_output_name(prompt: str, seed: int, when: datetime | None = None, suffix: str = ".mp4") -> str:
+    """WanGP's file name for a generated video (or image, with its ``suffix``):
+    ``<time>_seed<seed>_<first 50 characters of the prompt>.mp4``.
 
     The prompt part loses the characters WanGP removes (``/ \\ : | ? < > " *``) and every control character,
-    then blanks and dots at either end; it falls back to ``video`` when nothing is left, so the result is always
-    one safe path component.
+    then blanks and dots at either end; it falls back to ``video`` (``image``) when nothing is left, so the
+    result is always one safe path component.
     """
     when = datetime.now() if when is None else when
     part = _sanitize(str(prompt or "")[:PROMPT_CHARS]).strip().strip(". ").strip()
-    return f"{when:%Y-%m-%d-%Hh%Mm%Ss}_seed{int(seed)}_{part or 'video'}.mp4"
+    fallback = "video" if suffix == ".mp4" else "image"
+    return f"{when:%Y-%m-%d-%Hh%Mm%Ss}_seed{int(seed)}_{part or fallback}{suffix}"
 
 
 def _host_tag() -> str:
@@ -82,9 +92,9 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 
 
-def _temp_path(path: Path) -> Path:
+def _temp_path(path: Path, extension: str = ".mp4") -> Path:
     """A hidden name in the same folder for ``path`` while it is written (ffmpeg wants the .mp4 extension)."""
-    suffix = f".{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.wangp-tmp.mp4"
+    suffix = f".{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.wangp-tmp{extension}"
     stem = path.name
     while stem and len(os.fsencode("." + stem + suffix)) > _MAX_NAME_BYTES:
         stem = stem[:-1]
@@ -220,15 +230,21 @@ def metadata_size(metadata: dict) -> int:
 def fit_metadata(metadata: dict) -> tuple[dict, bool]:
     """``(metadata that fits in the mp4, shortened?)``: when it is too large, the longest strings (a long prompt)
     are cut to the longest length that fits; the sidecar keeps the whole settings."""
-    if metadata_size(metadata) <= MAX_METADATA:
+    return fit_to(metadata, metadata_size, MAX_METADATA)
+
+
+def fit_to(metadata: dict, size, limit: int) -> tuple[dict, bool]:
+    """``(metadata whose size(...) is at most limit, shortened?)``: the longest strings cut to the longest length
+    that fits, else only :data:`KEPT_WHEN_TOO_LARGE` (an mp4 comment, a JPEG's EXIF)."""
+    if size(metadata) <= limit:
         return metadata, False
     low, high = 0, _longest_string(metadata)  # the largest cap that fits lies in [low, high)
-    if metadata_size(_cap_strings(metadata, 0)) > MAX_METADATA:
+    if size(_cap_strings(metadata, 0)) > limit:
         return {key: metadata[key] for key in KEPT_WHEN_TOO_LARGE
                 if isinstance(metadata.get(key), (str, int, float))}, True
     while high - low > 1:
         middle = (low + high) // 2
-        if metadata_size(_cap_strings(metadata, middle)) <= MAX_METADATA:
+        if size(_cap_strings(metadata, middle)) <= limit:
             low = middle
         else:
             high = middle
@@ -238,8 +254,61 @@ def fit_metadata(metadata: dict) -> tuple[dict, bool]:
 # ------------------------------------------------------------------------------------------------------ writing
 
 
+def prepare_audio(audio, duration: float | None = None):
+    """``(int16 PCM (samples, channels), sample rate)`` of a family's audio ``(float (channels, samples) in [-1, 1],
+    sample_rate)`` (a 1-D array is mono), cut to ``duration`` seconds (the video's); ValueError for anything
+    else."""
+    import numpy as np
+
+    try:
+        samples, rate = audio
+    except (TypeError, ValueError):
+        raise ValueError("audio must be (samples of shape (channels, samples), sample_rate)") from None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 1 or int(rate) != rate:
+        raise ValueError(f"the audio's sample rate must be a positive whole number, got {rate!r}")
+    array = np.asarray(samples, dtype=np.float32)
+    array = array[None] if array.ndim == 1 else array
+    if array.ndim != 2 or not 1 <= array.shape[0] <= MAX_AUDIO_CHANNELS:
+        raise ValueError(f"audio must have shape (channels, samples) with 1 to {MAX_AUDIO_CHANNELS} channels, got "
+                         f"shape {np.shape(samples)}")
+    if duration is not None:
+        array = array[:, :max(int(round(duration * rate)), 1)]  # an mp4 holds no sound past its last frame
+    if array.shape[1] == 0:
+        raise ValueError("the audio has no samples")
+    array = np.clip(np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    return np.ascontiguousarray(np.round(array.T * 32767.0).astype("<i2")), int(rate)
+
+
+def audio_record(audio, frame_count: int, fps: float) -> dict | None:
+    """What a result record says of the mp4's audio track (None without one): ``{"rate", "channels",
+    "seconds"}``, the rate ffmpeg encodes at and the seconds kept (the audio is cut to the video's length)."""
+    if audio is None:
+        return None
+    pcm, rate = prepare_audio(audio, frame_count / fps)
+    return {"rate": rate if rate in AAC_RATES else AAC_FALLBACK_RATE, "channels": int(pcm.shape[1]),
+            "seconds": round(pcm.shape[0] / rate, 4)}
+
+
+def _write_wav(path: Path, pcm, rate: int) -> None:
+    """16-bit PCM WAV (stdlib ``wave``), the input ffmpeg encodes the AAC track from."""
+    import wave
+
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(pcm.shape[1])
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(pcm.tobytes())
+
+
+def _frame_count(frames) -> int | None:
+    try:
+        return len(frames)
+    except TypeError:
+        return None
+
+
 def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None = None, *,
-                quality: float = DEFAULT_QUALITY) -> Path:
+                quality: float = DEFAULT_QUALITY, audio=None) -> Path:
     """Write ``frames`` to ``path`` as an H.264 mp4 (yuv420p) at ``fps``; returns the path.
 
     ``frames`` is an array (T, H, W, 3) of floats in [0, 1] (diffusers' ``output_type="np"``) or uint8, or a list
@@ -248,6 +317,8 @@ def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None
     :func:`fit_metadata` when it is too large: the frames are never refused for their metadata).
     The video is written under a temporary name in the same folder and renamed into place, so ``path`` never
     holds a partial file; the temporary file is removed on any error, and those of killed runs are swept.
+    ``audio``: ``(float (channels, samples) in [-1, 1], sample_rate)`` muxed as an AAC track (128 kb/s, WanGP's
+    ``aac_128``), cut to the video's length (:func:`prepare_audio`); a shorter one ends before the video.
     """
     import numpy as np
     import imageio_ffmpeg
@@ -258,15 +329,26 @@ def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None
     output_params = ["-f", "mp4"]
     if metadata is not None:
         output_params += ["-metadata", _comment(fit_metadata(metadata)[0])]
+    count = _frame_count(frames)
+    sound = None if audio is None else prepare_audio(audio, None if count is None else count / fps)
     width, height, stream = _frames(frames, np)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(path.parent)
     temp = _temp_path(path)
+    wav = None
     try:
+        audio_options = {}
+        if sound is not None:
+            wav = _temp_path(path, ".wav")
+            _write_wav(wav, *sound)
+            output_params += ["-b:a", AAC_BITRATE] + ([] if sound[1] in AAC_RATES else
+                                                       ["-ar", str(AAC_FALLBACK_RATE)])
+            audio_options = {"audio_path": str(wav), "audio_codec": "aac"}  # imageio maps 0:v:0 and 1:a:0
         writer = imageio_ffmpeg.write_frames(
             str(temp), (int(width), int(height)), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
-            quality=quality, macro_block_size=1, ffmpeg_log_level="error", output_params=output_params)
+            quality=quality, macro_block_size=1, ffmpeg_log_level="error", output_params=output_params,
+            **audio_options)
         try:
             writer.send(None)  # starts ffmpeg
             for frame in stream:
@@ -284,6 +366,12 @@ def write_video(path: str | os.PathLike, frames, fps: int, metadata: dict | None
         except OSError:
             pass
         raise
+    finally:
+        if wav is not None:
+            try:
+                wav.unlink()
+            except OSError:
+                pass
     return path
 
 
@@ -422,35 +510,11 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
     return next(filter(None, map(parse_settings_text, _tag_texts(moov))), None)
 
 
-#: EXIF UserComment (tag 0x9286 in the Exif IFD 0x8769), as WanGP writes it: an 8-byte charset prefix.
-_USER_COMMENT, _EXIF_IFD = 0x9286, 0x8769
-_USER_COMMENT_CODECS = {b"ASCII\0\0\0": "ascii", b"UNICODE\0": "utf-16le"}
-
-
-def _user_comment_text(value) -> str | None:
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, (bytes, bytearray)):
-        return None
-    value = bytes(value)
-    codec = _USER_COMMENT_CODECS.get(value[:8])
-    return value[8:].decode(codec, "ignore") if codec else value.decode("utf-8", "ignore")
-
-
 def read_image_metadata(path: str | os.PathLike) -> dict | None:
-    """The JSON settings WanGP stores in an image: the PNG text chunk ``comment`` (iTXt/tEXt/zTXt), or for
-    JPEG/WebP the EXIF UserComment (``ASCII\\0\\0\\0``/``UNICODE\\0`` prefix), else a JPEG ``COM`` comment;
-    None when there is none. Raises OSError for a file Pillow cannot open as an image."""
-    from PIL import Image, UnidentifiedImageError
+    """The JSON settings WanGP stores in an image (see :func:`wangp_cli.generate.image.read_metadata`)."""
+    from wangp_cli.generate.image import read_metadata as read_image
 
-    try:
-        with Image.open(path) as image:
-            texts = [(getattr(image, "text", None) or {}).get("comment"), image.info.get("comment")]
-            exif = image.getexif()
-            texts.insert(0, _user_comment_text(exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT) or exif.get(_USER_COMMENT)))
-    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
-        raise OSError(f"not an image Pillow can read ({exc})") from None
-    return next(filter(None, map(parse_settings_text, texts)), None)
+    return read_image(path)
 
 
 def probe_video(path: str | os.PathLike) -> dict:
