@@ -266,8 +266,8 @@ def _v12_architecture(row: dict) -> Architecture:
     frames = row.get("frames") or [5, 4]
     july = _V12_GENERATION.get(row["id"]) or ARCHITECTURES.get(row["id"])
     base = july if july is not None and (july.exists_in("july") or row["id"] in _V12_GENERATION) else None
-    if base is None:
-        base = _family_generation(row["id"])
+    if base is None or base.diffusers_repo is None:  # July knew flux_dev_kontext without generating it
+        base = _family_generation(row["id"]) or base
     return Architecture(
         id=row["id"], name=row.get("name") or row["id"], family=row["family"],
         io_class=_IO_CLASS.get(row.get("class", "t2v"), "t2v"), files=(),
