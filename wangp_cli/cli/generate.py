@@ -198,8 +198,6 @@ def generate_command(
     from wangp_cli.generate.request import build_request
     from wangp_cli.generate.runner import preflight
 
-    if quantization is Quantization.fp8:
-        raise UsageError("generate supports --quantization int8 or none", hint="fp8 files are not loaded yet")
     if profile is not None and profile not in PROFILES:
         raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
     catalog = open_catalog(ctx, target.value)

@@ -105,6 +105,12 @@ class GenerateRequest:
     media: str = "video"  # "image" for architectures whose pipeline makes images (engine.makes_images)
     image_format: str | None = None  # --image-format (an IMAGE_FORMATS key) for images written into a folder
     no_audio: bool = False  # --no-audio: the mp4 gets no audio track even where the family returns one
+    model_keys: dict = field(default_factory=dict)  # the definition's MODEL_KEYS (how the family samples)
+
+    @property
+    def family_settings(self) -> dict:
+        """The settings with the definition's :data:`MODEL_KEYS` over them: what the family's hooks read."""
+        return {**self.settings, **self.model_keys}
 
     def draw_seed(self) -> int:
         """The seed, drawn now when the settings ask for a random one (-1)."""
@@ -112,6 +118,11 @@ class GenerateRequest:
             self.seed = secrets.randbelow(MAX_SEED + 1)
             self.settings["seed"] = self.seed
         return self.seed
+
+
+#: Keys of a definition's ``model`` subtree that change how the family samples (WanGP's handlers read them from
+#: the model definition, not from the settings): LTX-2's distilled pipeline, Z-Image TwinFlow's unified solver.
+MODEL_KEYS = ("ltx2_pipeline", "unified_solver")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -207,6 +218,13 @@ def _media(path, option: str, kind: str) -> Path | None:
     return path
 
 
+def refusing(arch_id: str) -> str | None:
+    """Why a family that knows ``arch_id`` refuses to generate it (``Family.refused``), None when none does."""
+    from wangp_cli.families import FAMILIES
+
+    return next((f.refused[arch_id] for f in FAMILIES.values() if arch_id in f.refused), None)
+
+
 def _unsupported(model_id: str, arch_id: str, target: str) -> WangpError:
     """Why a definition cannot be generated with, about what it names: a WanGP-only architecture (diffusers has
     no pipeline for it), one wangp does not support yet, or an id that is no base type at all."""
@@ -218,6 +236,9 @@ def _unsupported(model_id: str, arch_id: str, target: str) -> WangpError:
     if arch is None:
         reason = "not a base architecture of target " + target
         hint = "run: wangp validate; 'wangp list --architectures' lists the base ids"
+    elif refusing(arch_id) is not None:
+        reason = "refused by wangp: " + refusing(arch_id)
+        hint = "generate it in WanGP; wangp still lists, validates, downloads and exports it"
     elif target == "v12" and not arch.pipeline:
         reason = f"a WanGP-only architecture ({arch.family}: diffusers has no pipeline for it)"
         hint = "generate it in WanGP; wangp still lists, validates, downloads and exports it"
@@ -335,7 +356,8 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
     problems += _image_problems(model_id, arch_id, image, last_image)
     problems += _control_problems(arch_id, {"control_video": control_video is not None, "mask": mask is not None,
                                             "reference_images": bool(reference_images)})
-    problems += family_for_architecture(arch_id).refusals(model_id, arch_id, settings)
+    model_keys = {key: definition.model[key] for key in MODEL_KEYS if key in definition.model}
+    problems += family_for_architecture(arch_id).refusals(model_id, arch_id, {**settings, **model_keys})
     problems += _pipeline_problems(pipeline_kwargs or {})
     problems += cache.check_cache_settings(settings, arch_id)
     attention_refused = attention_problems(attention, arch.family)
@@ -355,4 +377,4 @@ def build_request(catalog: Catalog, model_id: str, flags: dict | None = None, *,
         components=Path(components) if components else None, pipeline_kwargs=dict(pipeline_kwargs or {}),
         random_seed=seed == -1, asked=tuple(asked), loras=lora_plan, attention=attention, compile=bool(compile),
         media="image" if images else "video", image_format=image_format if images else None,
-        no_audio=bool(no_audio))
+        no_audio=bool(no_audio), model_keys=model_keys)

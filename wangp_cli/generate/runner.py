@@ -98,7 +98,8 @@ def model_files(catalog: Catalog, request: GenerateRequest) -> ModelFiles:
     unreadable = [e for e in entries + second if e.get("kind", "16-bit") not in READABLE_KINDS]
     if unreadable:  # never fed to a loader as if it were 16-bit
         raise WangpError(f"'{request.model_id}': {unreadable[0]['path']} is a {unreadable[0]['kind']} checkpoint, "
-                         "which wangp cannot load yet (16-bit and quanto int8 only)", code="format",
+                         "which wangp cannot load (it reads 16-bit, quanto int8, scaled fp8 and GGUF)",
+                         code="format",
                          hint="pick another variant (--quantization none or int8) or a definition with a 16-bit file")
     folder = components_folder(catalog, request)
     specs = request.loras.specs if request.loras else ()

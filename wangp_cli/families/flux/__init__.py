@@ -32,18 +32,25 @@ class FluxFamily(Family):
         return refusals(model_id, arch_id, settings)
 
 
+#: The memory plan's figures (parameters; bytes per parameter as loaded): CLIP-L and T5-XXL text encoders, the VAE;
+#: Chroma has T5 only and a pruned 8.9B transformer.
+_FLUX_SIZES = {"params": 11.9e9, "component_params": {"text_encoder": (0.123e9, 2), "text_encoder_2": (4.76e9, 2),
+                                                      "vae": (0.084e9, 2)}}
+_CHROMA_SIZES = {"params": 8.9e9, "component_params": {"text_encoder": (4.76e9, 2), "vae": (0.084e9, 2)}}
+
+
 FAMILY = FluxFamily(
     name="flux", title="Flux", package=__name__,
     architectures={
         "flux": Generated("FluxPipeline", repo="black-forest-labs/FLUX.1-dev", components=_FLUX_PARTS,
-                          shape=dict(_FLUX_SHAPE)),
+                          shape=dict(_FLUX_SHAPE), **_FLUX_SIZES),
         "flux_schnell": Generated("FluxPipeline", repo="black-forest-labs/FLUX.1-schnell", components=_FLUX_PARTS,
-                                  shape={**_FLUX_SHAPE, "guidance_embeds": False}),
+                                  shape={**_FLUX_SHAPE, "guidance_embeds": False}, **_FLUX_SIZES),
         "flux_dev_kontext": Generated("FluxKontextPipeline", takes=("image",),
                                       repo="black-forest-labs/FLUX.1-Kontext-dev", components=_FLUX_PARTS,
-                                      shape=dict(_FLUX_SHAPE)),
+                                      shape=dict(_FLUX_SHAPE), **_FLUX_SIZES),
         "flux_chroma": Generated("ChromaPipeline", repo="lodestones/Chroma1-HD", components=_CHROMA_PARTS,
-                                 shape=dict(_CHROMA_SHAPE)),
+                                 shape=dict(_CHROMA_SHAPE), **_CHROMA_SIZES),
     },
     # mmgp quantizes every Linear of the towers (double/single blocks; Chroma's 5-floor approximator too) and
     # nothing outside them: no exclusions inside the blocks (checked in tests/generate/test_flux.py)

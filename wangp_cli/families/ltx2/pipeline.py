@@ -25,7 +25,7 @@ def parts(request, components: Path) -> dict:
 def scheduler(pipe, request) -> None:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    changes = (DISTILLED_SCHEDULE if ltx2_settings.distilled(request.settings)
+    changes = (DISTILLED_SCHEDULE if ltx2_settings.distilled(request.family_settings)
                else FULL_SCHEDULE.get(request.architecture, {}))
     if changes:
         pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, **changes)
@@ -36,7 +36,7 @@ def call_arguments(request) -> dict:
     re-compresses the start image as H.264 (CRF 33 through LTX-2.3, as WanGP's ``media_io.preprocess``) where PyAV is
     installed; without it, ``image_crf`` 0 conditions on the image as given (PyAV is not a wangp dependency)."""
     arguments = ltx2_settings.call_arguments(request.settings, request.fps)
-    if ltx2_settings.distilled(request.settings):
+    if ltx2_settings.distilled(request.family_settings):
         from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
         arguments["sigmas"] = list(DISTILLED_SIGMA_VALUES)
