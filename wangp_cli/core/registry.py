@@ -138,6 +138,8 @@ def _arch(id, name, family, io_class, files, **kw) -> Architecture:
 
 
 _T2V_14B_REPO = "Wan-AI/Wan2.1-T2V-14B-Diffusers"
+#: SkyReels-V2 DF files are Wan t2v files run by diffusers' SkyReels transformer (the tensors cannot tell)
+_SKYREELS = "SkyReelsV2Transformer3DModel"
 _I2V_480_REPO = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
 _I2V_720_REPO = "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers"
 
@@ -167,8 +169,9 @@ _ALL = [
           diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
     _arch("fantasy", "Fantasy Talking 720p", "wan", "i2v", [], weights_from="i2v_720p", modules=("fantasy",),
           diffusers_repo=_I2V_720_REPO, components=_WAN_I2V, fps=23, transformer=_WAN_14B_I2V),
+    # the T2V 1.3B repo has no image encoder: the I2V repo's text encoder, VAE and CLIP are the same
     _arch("fun_inp_1.3B", "Fun InP image2video 1.3B", "wan", "i2v", ["wan2.1_Fun_InP_1.3B_bf16"],
-          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_I2V, transformer=_WAN_1_3B_I2V),
+          diffusers_repo=_I2V_480_REPO, components=_WAN_I2V, transformer=_WAN_1_3B_I2V),
     _arch("fun_inp", "Fun InP image2video 14B", "wan", "i2v",
           ["wan2.1_Fun_InP_14B_bf16", "wan2.1_Fun_InP_14B_quanto_int8", "wan2.1_Fun_InP_14B_quanto_fp16_int8"],
           diffusers_repo=_I2V_720_REPO, components=_WAN_I2V, transformer=_WAN_14B_I2V),
@@ -176,14 +179,17 @@ _ALL = [
           diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V, transformer=_WAN_1_3B),
     _arch("sky_df_1.3B", "SkyReels2 Diffusion Forcing 1.3B", "wan", "t2v",
           ["sky_reels2_diffusion_forcing_1.3B_mbf16"], frames=(17, 737, 20), fps=24,
-          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V, transformer=_WAN_1_3B),
+          diffusers_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", components=_WAN_T2V,
+          transformer={**_WAN_1_3B, "transformer_class": _SKYREELS}),
     _arch("sky_df_14B", "SkyReels2 Diffusion Forcing 540p 14B", "wan", "t2v",
           ["sky_reels2_diffusion_forcing_14B_bf16", "sky_reels2_diffusion_forcing_14B_quanto_int8",
            "sky_reels2_diffusion_forcing_14B_quanto_fp16_int8"], frames=(17, 737, 20), fps=24,
-          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V,
+          transformer={**_WAN_14B, "transformer_class": _SKYREELS}),
     _arch("sky_df_720p_14B", "SkyReels2 Diffusion Forcing 720p 14B", "wan", "t2v",
           _quanto("sky_reels2_diffusion_forcing_720p_14B"), frames=(17, 737, 20), fps=24,
-          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V, transformer=_WAN_14B),
+          diffusers_repo=_T2V_14B_REPO, components=_WAN_T2V,
+          transformer={**_WAN_14B, "transformer_class": _SKYREELS}),
     _arch("ltxv_13B", "LTX Video 0.9.7 13B", "ltxv", "t2v",
           ["ltxv_0.9.7_13B_dev_bf16", "ltxv_0.9.7_13B_dev_quanto_bf16_int8"], fps=30, frames=(17, 737, 8),
           diffusers_repo="Lightricks/LTX-Video-0.9.7-dev", components=_LTXV, transformer={"kind": "ltxv"}),

@@ -273,7 +273,7 @@ def _image_problems(model_id: str, arch_id: str, image, last_image) -> list[str]
         problems.append(f"'{model_id}' is an image-to-video model: give --image")
     if "image" not in needs + generated.takes and image is not None:
         problems.append(f"'{model_id}' is a text-to-video model: --image is only for image-to-video models")
-    if last_image is not None:
+    if last_image is not None and "last_image" not in generated.takes:
         problems.append(f"--last-image is only for first-last-frame models ({', '.join(LAST_IMAGE)}); "
                         f"'{model_id}' is {arch_id}")
     return problems

@@ -51,8 +51,9 @@ ALL_KINDS = tuple(_TINY)
 WAN_KINDS = tuple(FAMILIES["wan"].tiny_kinds)
 HUNYUAN_KINDS = tuple(FAMILIES["hunyuan"].tiny_kinds)
 #: The single-transformer kinds of Wan and HunyuanVideo 1.0 (the tests written for those two families run over
-#: them; every later family has its own test file).
-CORE_KINDS = tuple(kind for kind in KINDS if kind in WAN_KINDS + HUNYUAN_KINDS)
+#: them; every later family, and Wan's variant kinds, have their own test file).
+CORE_KINDS = tuple(kind for kind in KINDS if kind in WAN_KINDS + HUNYUAN_KINDS
+                   and kind not in getattr(FAMILIES["wan"].part("tiny"), "VARIANT_KINDS", ()))
 #: The architecture a tiny kind stands in for by default.
 ARCHITECTURES = {kind: tiny.architecture for kind, tiny in _TINY.items()}
 #: Kinds whose pipeline takes an ``image=``.

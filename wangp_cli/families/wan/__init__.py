@@ -1,5 +1,6 @@
 """Wan 2.1 (text-, image-, first-last-frame-to-video and VACE) and Wan 2.2 (A14B with two transformers, VACE on
-both, TI2V 5B):
+both, TI2V 5B), and the Wan variants with a diffusers pipeline (SkyReels-V2 Diffusion Forcing, Fun InP, Lucy Edit,
+ChronoEdit):
 ``convert.py`` (config from shapes, keys), ``layout.py`` (the diffusers -> original key tables), ``pipeline.py``
 (scheduler, transformer switch, call), ``tiny.py``."""
 
@@ -14,6 +15,39 @@ _VACE = Generated("WanVACEPipeline", takes=("control_video", "mask", "reference_
 #: ``expand_timesteps``).
 _TI2V = Generated("WanPipeline", takes=("image",))
 _TI2V_IMAGE = "WanImageToVideoPipeline"
+
+#: The variants. SkyReels-V2 DF and Fun InP are in the July table (its components repo and shape); Lucy Edit and
+#: ChronoEdit take theirs from here. ``transformer_class``: the diffusers class when it is not Wan's own (the
+#: tensors are in Wan's layout either way; read by ``convert.config``).
+_WAN_T2V_PARTS = ("text_encoder", "tokenizer", "vae", "scheduler")
+_WAN_I2V_PARTS = _WAN_T2V_PARTS + ("image_encoder", "image_processor")
+_WAN_SHAPE = {"kind": "wan", "head_dim": 128, "patch_size": [1, 2, 2], "text_dim": 4096, "freq_dim": 256}
+SKYREELS_CLASS = "SkyReelsV2Transformer3DModel"
+CHRONO_CLASS = "ChronoEditTransformer3DModel"
+_SKY_DF = Generated("SkyReelsV2DiffusionForcingPipeline")
+#: Fun InP: a Wan 2.1 image-to-video transformer (CLIP) that also takes an end image
+_FUN_INP = Generated("WanImageToVideoPipeline", needs=("image",), takes=("last_image",))
+#: Lucy Edit: the video to edit is the control video (``takes`` too: the request checks let only what an
+#: architecture takes through)
+_LUCY = Generated("LucyEditPipeline", needs=("control_video",), takes=("control_video",),
+                  repo="decart-ai/Lucy-Edit-Dev", components=_WAN_T2V_PARTS,
+                  # TI2V 5B with the edited video's latents concatenated to the noise (48 + 48 input channels)
+                  shape={**_WAN_SHAPE, "dim": 3072, "num_heads": 24, "ffn_dim": 14336, "num_layers": 30,
+                         "in_channels": 96, "out_channels": 48})
+_CHRONO = Generated("ChronoEditPipeline", needs=("image",), repo="nvidia/ChronoEdit-14B-Diffusers",
+                    components=_WAN_I2V_PARTS,
+                    shape={**_WAN_SHAPE, "dim": 5120, "num_heads": 40, "ffn_dim": 13824, "num_layers": 40,
+                           "in_channels": 36, "out_channels": 16, "image_dim": 1280, "added_kv_proj_dim": 5120,
+                           "transformer_class": CHRONO_CLASS})
+SKY_DF = ("sky_df_1.3B", "sky_df_14B")
+FUN_INP = ("fun_inp", "fun_inp_1.3B")
+#: SkyReels-V2 DF's frame counts (WanGP rounds ``video_length`` to 17 + 20k) and its ``model_mode`` values
+#: (0 synchronous, 5 asynchronous: diffusers' ``ar_step``).
+SKY_DF_FRAMES = (17, 20)
+SKY_DF_MODES = (0, 5)
+#: ChronoEdit's ``model_mode`` -> frames as WanGP sets them (``wan_handler``): 0 fast (5 frames), 1 long (29
+#: frames, temporal reasoning, the edited image is the last); 2 writes a video, which an image architecture cannot.
+CHRONO_FRAMES = {0: 5, 1: 29}
 
 #: The transformer slots of a pipeline and the definition list that fills each (WanGP's submodels 1 and 2).
 ONE_TRANSFORMER = {"transformer": "URLs"}
@@ -62,6 +96,8 @@ class WanFamily(Family):
     def pipeline_class(self, arch_id: str, image: bool = False):
         import diffusers
 
+        if arch_id in FUN_INP:  # WanImageToVideoPipeline with WanGP's CLIP conditioning (the start image's)
+            return self.part("pipeline").fun_inp_pipeline()
         name = _TI2V_IMAGE if image and arch_id == "ti2v_2_2" else self.architectures[arch_id].pipeline
         return getattr(diffusers, name)
 
@@ -70,8 +106,30 @@ class WanFamily(Family):
         allows them, diffusers has none); two phases of equal guidance on one transformer are one phase."""
         models = "dual" if arch_id in DUAL else "single"
         values = {key: _shown(_scale(settings, key)) for key in ("guidance_scale", "guidance2_scale")}
-        return [f"'{model_id}': " + message.format(guidance_phases=settings.get("guidance_phases"), **values)
-                for which, test, message in _PHASE_REFUSALS if which in ("all", models) and test(settings)]
+        found = [f"'{model_id}': " + message.format(guidance_phases=settings.get("guidance_phases"), **values)
+                 for which, test, message in _PHASE_REFUSALS if which in ("all", models) and test(settings)]
+        return found + [f"'{model_id}': {message}" for message in _variant_refusals(arch_id, settings)]
+
+
+def _variant_refusals(arch_id: str, settings: dict) -> list[str]:
+    """What SkyReels-V2 DF and ChronoEdit settings diffusers' pipelines cannot follow."""
+    problems = []
+    mode = settings.get("model_mode") or 0
+    if arch_id in SKY_DF:
+        first, step = SKY_DF_FRAMES
+        frames, window = settings.get("video_length"), settings.get("sliding_window_size")
+        if mode not in SKY_DF_MODES:
+            problems.append(f"model_mode {mode!r}: SkyReels-V2 DF takes 0 (synchronous) or 5 (asynchronous)")
+        if isinstance(frames, int) and (frames < first or (frames - first) % step):
+            problems.append(f"video_length {frames}: SkyReels-V2 DF makes {first} + {step}k frames (17, 37, 57, "
+                            "...; WanGP rounds to the nearest), set one of those")
+        if isinstance(frames, int) and isinstance(window, int) and frames > window:
+            problems.append(f"video_length {frames} over sliding_window_size {window}: WanGP's sliding windows "
+                            "(re-encoded overlaps) have no diffusers equivalent; generate at most one window")
+    if arch_id == "chrono_edit" and mode not in CHRONO_FRAMES:
+        problems.append(f"model_mode {mode!r}: ChronoEdit's temporal reasoning video (2) is a video output; wangp "
+                        "writes ChronoEdit's edited image: use 0 (fast) or 1 (long, temporal reasoning)")
+    return problems
 
 
 FAMILY = WanFamily(
@@ -79,7 +137,9 @@ FAMILY = WanFamily(
     architectures={"t2v": _T2V, "t2v_1.3B": _T2V, "i2v": _I2V, "i2v_720p": _I2V,
                    "flf2v_720p": Generated("WanImageToVideoPipeline", needs=("image", "last_image")),
                    "vace_14B": _VACE, "vace_1.3B": _VACE,
-                   "t2v_2_2": _T2V, "i2v_2_2": _I2V, "ti2v_2_2": _TI2V, "vace_14B_2_2": _VACE},
+                   "t2v_2_2": _T2V, "i2v_2_2": _I2V, "ti2v_2_2": _TI2V, "vace_14B_2_2": _VACE,
+                   "sky_df_1.3B": _SKY_DF, "sky_df_14B": _SKY_DF, "fun_inp": _FUN_INP, "fun_inp_1.3B": _FUN_INP,
+                   "lucy_edit": _LUCY, "chrono_edit": _CHRONO},
     quantized_blocks=("blocks.*", "vace_blocks.*"), quantize_checked=True,
     module_architectures={"vace_14B": "vace_14B", "vace_14B_2_2": "vace_14B"},
 )

@@ -20,6 +20,9 @@ SHAPE_KEYS = ("attention_head_dim", "in_channels", "out_channels", "text_dim", "
 TYPES = {"eps": "a positive number", "rope_max_seq_len": "a positive integer",
          "pos_embed_seq_len": "a positive integer or null", "qk_norm": "a string or null",
          "cross_attn_norm": "true or false", "vace_layers": "a list of non-negative integers"}
+#: The diffusers classes that take Wan's layout besides Wan's own (an architecture's shape names one as
+#: ``transformer_class``; the tensors cannot tell: SkyReels-V2 DF is a t2v file, ChronoEdit an i2v one).
+VARIANT_CLASSES = ("SkyReelsV2Transformer3DModel", "ChronoEditTransformer3DModel")
 
 
 def recognises(tensors: dict) -> bool:
@@ -58,6 +61,9 @@ def config(tensors: dict, embedded: dict, arch_shape: dict, where: str = "the ch
     if vace:
         derived["vace_layers"] = list(range(0, layers, layers // vace))[:vace]
         derived["vace_in_channels"] = weight_shape(tensors, "vace_patch_embedding.weight", 5)[1]
+    variant = arch_shape.get("transformer_class")
+    if variant in VARIANT_CLASSES:
+        derived["_class_name"] = variant  # from_config ignores it; model_class reads it
     if not diffusers_form:
         return derived
     check.checked(TYPES)
@@ -82,6 +88,8 @@ def to_diffusers(tensors: dict, qmap: dict, config: dict) -> tuple[dict, dict]:
 def model_class(config: dict):
     import diffusers
 
+    if config.get("_class_name") in VARIANT_CLASSES:
+        return getattr(diffusers, config["_class_name"])
     return diffusers.WanVACETransformer3DModel if config.get("vace_layers") else diffusers.WanTransformer3DModel
 
 

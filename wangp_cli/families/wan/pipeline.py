@@ -1,5 +1,6 @@
 """Wan pipelines: the VAE and CLIP image encoder in fp32, WanGP's sampler settings, the transformer switch of
-Wan 2.2 A14B, the call's guidance."""
+Wan 2.2 A14B, the call's guidance; the variants' call arguments (SkyReels-V2 DF's ``ar_step``, ChronoEdit's frames
+and temporal reasoning) and Fun InP's end image."""
 
 from __future__ import annotations
 
@@ -7,6 +8,29 @@ from pathlib import Path
 
 #: Architectures whose pipeline takes timesteps per latent patch (Wan 2.2 TI2V 5B: ``expand_timesteps``).
 EXPAND_TIMESTEPS = ("ti2v_2_2",)
+#: SkyReels-V2 DF: ``causal_block_size`` of the asynchronous mode (WanGP's ``DTT2V.generate`` default, 1 when
+#: synchronous).
+SKY_DF_CAUSAL_BLOCK = 5
+
+
+def fun_inp_pipeline():
+    """``WanImageToVideoPipeline`` whose CLIP features are the start image's alone: WanGP conditions Fun InP on the
+    start image's CLIP tokens with or without an end image (``any2video``: both images only for flf2v_720p), where
+    diffusers encodes ``[image, last_image]``; the latents (both frames known, the mask) are the same."""
+    from diffusers import WanImageToVideoPipeline
+
+    global _FUN_INP_PIPELINE
+    if _FUN_INP_PIPELINE is None:
+        class WanFunInPPipeline(WanImageToVideoPipeline):
+            def encode_image(self, image, device=None):
+                start = image[0] if isinstance(image, list) and len(image) == 2 else image
+                return super().encode_image(start, device)
+
+        _FUN_INP_PIPELINE = WanFunInPPipeline
+    return _FUN_INP_PIPELINE
+
+
+_FUN_INP_PIPELINE = None
 
 
 def parts(request, components: Path) -> dict:
@@ -64,4 +88,29 @@ def call_arguments(request) -> dict:
                  "guidance_scale": float(settings.get("guidance_scale", 5.0))}
     if request.architecture in DUAL:
         arguments["guidance_scale_2"] = float(settings.get("guidance2_scale", arguments["guidance_scale"]))
+    arguments.update(variant_arguments(request))
     return arguments
+
+
+def variant_arguments(request) -> dict:
+    """SkyReels-V2 DF: one window of all the frames (``base_num_frames``), ``model_mode`` as ``ar_step`` with its
+    causal block; ChronoEdit: ``num_frames`` back (the engine drops it for image outputs) from ``model_mode``, with
+    temporal reasoning over every step in the long mode (WanGP keeps all the frames to the end)."""
+    from wangp_cli.families.wan import CHRONO_FRAMES, SKY_DF
+
+    settings = request.settings
+    mode = settings.get("model_mode") or 0
+    if request.architecture in SKY_DF:
+        ar_step = int(mode)
+        return {"base_num_frames": request.frames, "ar_step": ar_step,
+                "causal_block_size": SKY_DF_CAUSAL_BLOCK if ar_step else 1}
+    if request.architecture == "lucy_edit" and not request.control_video:
+        from wangp_cli.core.errors import UsageError
+
+        raise UsageError(f"'{request.model_id}' edits a video: give --control-video (the video to edit)")
+    if request.architecture == "chrono_edit":
+        frames = CHRONO_FRAMES.get(mode, CHRONO_FRAMES[0])
+        reasoning = frames > CHRONO_FRAMES[0]
+        return {"num_frames": frames, "enable_temporal_reasoning": reasoning,
+                "num_temporal_reasoning_steps": request.steps if reasoning else 0}
+    return {}

@@ -2,7 +2,10 @@
 sizes, head dim 16 for optimum-quanto's CPU kernels, at least 5 blocks so that WanGP-style quantization applies);
 Wan 2.2: ``t2v_2_2`` and ``i2v_2_2`` (two transformers of the same shape, the Wan 2.1 VAE; i2v without CLIP),
 ``vace_2_2`` (two VACE transformers sharing one module file, as WanGP's VACE 2.2 loads the Wan 2.1 VACE module into
-both t2v transformers) and ``ti2v_2_2`` (48 latent channels, the Wan 2.2 VAE: patch 2, 16x spatial compression)."""
+both t2v transformers) and ``ti2v_2_2`` (48 latent channels, the Wan 2.2 VAE: patch 2, 16x spatial compression).
+The variants (:data:`VARIANT_KINDS`, tested in ``tests/generate/test_wan_variants.py``, not with the core kinds):
+``sky_df`` (SkyReels-V2 DF, 17 frames), ``fun_inp`` (Fun InP: i2v with CLIP), ``lucy_edit`` (TI2V 5B-like with 96
+input channels, a control video) and ``chrono_edit`` (ChronoEdit's transformer, an image output)."""
 
 from __future__ import annotations
 
@@ -42,7 +45,23 @@ KINDS = {
                          module_prefixes=VACE_MODULE),
     "ti2v_2_2": TinyKind("ti2v_2_2", "WanTransformer3DModel",
                          dict(_CONFIG, in_channels=Z_DIM_2_2, out_channels=Z_DIM_2_2), dict(_CALL)),
+    # the variants: SkyReels-V2 DF makes 17 + 20k frames
+    "sky_df": TinyKind("sky_df_1.3B", "SkyReelsV2Transformer3DModel", dict(_CONFIG), dict(_CALL, num_frames=17),
+                       settings={"video_length": 17}),
+    "fun_inp": TinyKind("fun_inp", "WanTransformer3DModel", dict(_I2V), dict(_CALL)),
+    # the edited video's latents concatenated to the noise: 2 x 48 input channels, the Wan 2.2 VAE
+    "lucy_edit": TinyKind("lucy_edit", "WanTransformer3DModel",
+                          dict(_CONFIG, in_channels=2 * Z_DIM_2_2, out_channels=Z_DIM_2_2), dict(_CALL)),
+    # an image output: 5 frames are generated (model_mode 0), the last one written
+    "chrono_edit": TinyKind("chrono_edit", "ChronoEditTransformer3DModel", dict(_I2V), dict(_CALL, num_frames=5),
+                            settings={"video_length": 1}),
 }
+#: The variant kinds: their own test file, not the core Wan/HunyuanVideo tests (``generate.tiny.CORE_KINDS``).
+VARIANT_KINDS = ("sky_df", "fun_inp", "lucy_edit", "chrono_edit")
+#: Kinds built on the Wan 2.2 VAE (48 latent channels, 16x spatial).
+WAN_2_2_VAE = ("ti2v_2_2", "lucy_edit")
+#: Kinds with the CLIP image encoder and processor.
+CLIP_KINDS = ("i2v", "flf2v", "fun_inp", "chrono_edit")
 #: Pipeline configuration of the Wan 2.2 kinds (saved in model_index.json as the Hub repos have it).
 PIPELINE_CONFIG = {"t2v_2_2": {"boundary_ratio": 0.875}, "i2v_2_2": {"boundary_ratio": 0.9},
                    "vace_2_2": {"boundary_ratio": 0.875},
@@ -63,7 +82,7 @@ def components(kind: str) -> dict:
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(0)
-    if kind == "ti2v_2_2":  # the Wan 2.2 VAE: residual blocks, 2x2 patches of 12 channels, 16x spatial
+    if kind in WAN_2_2_VAE:  # the Wan 2.2 VAE: residual blocks, 2x2 patches of 12 channels, 16x spatial
         vae = AutoencoderKLWan(base_dim=12, z_dim=Z_DIM_2_2, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                                temperal_downsample=[False, True, True], is_residual=True, in_channels=12,
                                out_channels=12, patch_size=2, scale_factor_spatial=16,
@@ -80,7 +99,7 @@ def components(kind: str) -> dict:
                                                eos_token_id=1, decoder_start_token_id=0))
     parts = {"vae": vae, "scheduler": scheduler, "text_encoder": text_encoder, "tokenizer": _t5_tokenizer(),
              **PIPELINE_CONFIG.get(kind, {})}
-    if kind in ("i2v", "flf2v"):
+    if kind in CLIP_KINDS:
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
         torch.manual_seed(0)
@@ -120,4 +139,4 @@ def wangp_config(kind: str, model) -> dict:
 
 #: WanGP's ``model_type`` in the embedded config (VACE's main file is a t2v file; Wan 2.2 A14B i2v is "i2v2_2").
 _MODEL_TYPES = {"t2v": "t2v", "vace": "t2v", "t2v_2_2": "t2v", "vace_2_2": "t2v", "i2v_2_2": "i2v2_2",
-                "ti2v_2_2": "ti2v2_2"}
+                "ti2v_2_2": "ti2v2_2", "sky_df": "t2v", "fun_inp": "i2v", "lucy_edit": "ti2v2_2", "chrono_edit": "i2v"}
