@@ -37,6 +37,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/quantize_speed.py
 	$(BIN)/python bench/generate_speed.py
+	$(BIN)/python bench/generate_family_speed.py
 	$(BIN)/python bench/batch_speed.py
 	$(BIN)/python bench/cache_speed.py
 

@@ -117,11 +117,11 @@ def test_messages_are_about_what_was_passed(bare):
     assert "--last-image is only for first-last-frame models" in result.stderr
     result = wangp("--home", bare, "generate", "-m", "flf2v_720p", "--image", "x.png")
     assert "'flf2v_720p' is a first-last-frame model: give --last-image" in result.stderr
-    (bare / "finetunes" / "chrono_edit.json").write_text(json.dumps(
-        {"model": {"name": "Chrono", "architecture": "chrono_edit", "URLs": ["ckpts/x_bf16.safetensors"]}}))
-    result = wangp("--home", bare, "generate", "-m", "chrono_edit")
+    (bare / "finetunes" / "animate.json").write_text(json.dumps(
+        {"model": {"name": "Animate", "architecture": "animate", "URLs": ["ckpts/x_bf16.safetensors"]}}))
+    result = wangp("--home", bare, "generate", "-m", "animate")
     assert result.exit_code == 1
-    assert "'chrono_edit' is not yet supported by wangp (wan; diffusers: ChronoEditPipeline)" in result.stderr
+    assert "'animate' is not yet supported by wangp (wan; diffusers: WanAnimatePipeline)" in result.stderr
     assert "based on" not in result.stderr
     result = wangp("--home", bare, "generate", "-m", "mine", "--shard", "0/2", "--force")
     assert result.exit_code == 2 and "--shard, --force only work with --manifest" in result.stderr
