@@ -199,3 +199,19 @@ def tmpfs(tmp_path):
     yield make
     for folder in reversed(mounted):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory):
+    """``components(kind)``: one tiny components folder per kind (``tiny.make_components``), built on first use in
+    the module; tests copy it into their homes."""
+    from wangp_cli.generate import tiny
+
+    built = {}
+
+    def get(kind):
+        if kind not in built:
+            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
+        return built[kind]
+
+    return get

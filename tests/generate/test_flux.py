@@ -46,18 +46,6 @@ def _marks(kind):
     return [needs_kontext_repo] if kind == "flux_dev_kontext" else []
 
 
-@pytest.fixture(scope="module")
-def components(tmp_path_factory):
-    built = {}
-
-    def get(kind):
-        if kind not in built:
-            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
-        return built[kind]
-
-    return get
-
-
 def make_home(tmp_path, kind, components, quantized=False, settings=None):
     return tiny.make_home(tmp_path / "home", kind, quantized=quantized, components=components(kind),
                           settings={**SETTINGS[kind], **(settings or {})})

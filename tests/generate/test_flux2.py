@@ -31,18 +31,6 @@ KIND = "flux2_klein"
 PROMPT = "a red fox in the forest"
 
 
-@pytest.fixture(scope="module")
-def components(tmp_path_factory):
-    built = {}
-
-    def get(kind):
-        if kind not in built:
-            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
-        return built[kind]
-
-    return get
-
-
 def make_home(tmp_path, components, quantized=False, settings=None, kind=KIND):
     return tiny.make_home(tmp_path / "home", kind, quantized=quantized, components=components(kind),
                           settings=settings)

@@ -29,19 +29,6 @@ FPS = {"t2v_1.3B": 16, "t2v": 16, "i2v": 16, "i2v_720p": 16, "flf2v_720p": 16, "
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def components(tmp_path_factory):
-    """One tiny components folder per kind, built on first use and copied into each home."""
-    built = {}
-
-    def get(kind):
-        if kind not in built:
-            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
-        return built[kind]
-
-    return get
-
-
 def pipeline_args(home) -> list[str]:
     args = []
     for key, value in home.pipeline_kwargs.items():

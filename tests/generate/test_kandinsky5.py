@@ -29,18 +29,6 @@ SETTINGS = {"flow_shift": 10.0, "guidance_scale": 5.0, "negative_prompt": "stati
 SIZE = 32
 
 
-@pytest.fixture(scope="module")
-def components(tmp_path_factory):
-    built = {}
-
-    def get(kind):
-        if kind not in built:
-            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
-        return built[kind]
-
-    return get
-
-
 def _start_image(folder: Path) -> Path:
     path = folder / "start.png"
     tiny.make_image(SIZE, seed=3).save(path)

@@ -83,18 +83,6 @@ def models():
     return {kind: tiny.make_transformer(kind) for kind in LTX2.tiny_kinds}
 
 
-@pytest.fixture(scope="module")
-def components(tmp_path_factory):
-    built = {}
-
-    def get(kind):
-        if kind not in built:
-            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
-        return built[kind]
-
-    return get
-
-
 # -- the original layout -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["ltx2", "ltx2_3"])

@@ -30,18 +30,6 @@ DUAL_SETTINGS = {"guidance_phases": 2, "switch_threshold": 875, "guidance_scale"
 STEPS = 4
 
 
-@pytest.fixture(scope="module")
-def components(tmp_path_factory):
-    built = {}
-
-    def get(kind):
-        if kind not in built:
-            built[kind] = tiny.make_components(kind, tmp_path_factory.mktemp(f"components-{kind}"))
-        return built[kind]
-
-    return get
-
-
 def _home(tmp_path, kind, components, quantized=False, **settings):
     extra = DUAL_SETTINGS if kind in tiny.DUAL_KINDS else {}
     return tiny.make_home(tmp_path / "home", kind, quantized=quantized, components=components(kind),
