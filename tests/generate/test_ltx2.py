@@ -159,8 +159,9 @@ def test_distilled_settings_take_the_distilled_sigmas():
 
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
-    request = SimpleNamespace(settings={"sample_solver": "distilled_8_steps", "num_inference_steps": 8},
-                              fps=24, image=None, architecture="ltx2_22B")
+    settings = {"sample_solver": "distilled_8_steps", "num_inference_steps": 8}
+    request = SimpleNamespace(settings=settings, family_settings=settings, fps=24, image=None,
+                              architecture="ltx2_22B")
     assert LTX2.call_arguments(request)["sigmas"] == list(DISTILLED_SIGMA_VALUES)
     assert ltx2_settings.refusals(request.settings) == []
     assert ltx2_settings.distilled({"ltx2_pipeline": "distilled"})
@@ -169,7 +170,8 @@ def test_distilled_settings_take_the_distilled_sigmas():
     pipe = SimpleNamespace(scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, shift_terminal=0.1))
     LTX2.set_scheduler(pipe, request)  # the sigmas as given: no dynamic or terminal shift
     assert not pipe.scheduler.config.use_dynamic_shifting and pipe.scheduler.config.shift_terminal is None
-    full = SimpleNamespace(settings={}, architecture="ltx2_25_22B")  # the 2.5 repo ships the distilled schedule
+    # the 2.5 repo ships the distilled schedule
+    full = SimpleNamespace(settings={}, family_settings={}, architecture="ltx2_25_22B")
     pipe = SimpleNamespace(scheduler=FlowMatchEulerDiscreteScheduler())
     LTX2.set_scheduler(pipe, full)
     assert pipe.scheduler.config.use_dynamic_shifting and pipe.scheduler.config.shift_terminal == 0.1
