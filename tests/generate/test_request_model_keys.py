@@ -36,3 +36,12 @@ def test_the_distilled_schedule_refuses_other_step_counts(tmp_path):
     with pytest.raises(UsageError, match="8"):
         build_request(catalog, "ltx_d")
     build_request(catalog_with(tmp_path / "plain", {}, num_inference_steps=30), "ltx_d")  # not distilled: fine
+
+
+def test_a_twinflow_definition_is_refused_not_sampled_with_euler(tmp_path):
+    (tmp_path / "finetunes").mkdir(parents=True)
+    definition = {"model": {"name": "TwinFlow", "architecture": "z_image", "URLs": ["ckpts/x.safetensors"],
+                            "unified_solver": True}, "prompt": "a cat", "resolution": "64x64"}
+    (tmp_path / "finetunes" / "twin.json").write_text(json.dumps(definition))
+    with pytest.raises(UsageError, match="unified_solver"):
+        build_request(Catalog(Home(tmp_path), "v12"), "twin")

@@ -63,6 +63,9 @@ def refusals(model_id: str, arch_id: str, settings: dict) -> list[str]:
     if solver not in SOLVERS:
         problems.append(f"sample_solver {solver!r}: diffusers' ZImagePipeline has only its flow-matching Euler "
                         "sampler (use \"default\")")
+    if settings.get("unified_solver"):  # the definition's model key (TwinFlow finetunes), passed by build_request
+        problems.append("unified_solver: the definition's TwinFlow unified sampler has no diffusers equivalent "
+                        "(generate it in WanGP, or remove \"unified_solver\" to sample with Euler)")
     if _number(settings.get("batch_size"), 1) > 1:
         problems.append(f"batch_size {settings['batch_size']}: wangp writes one image per request (use 1 and "
                         "several seeds)")
