@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.generate_speed import run  # noqa: E402  (a fresh process per run, timed from its own clock)
 
 #: family -> (tiny kind, transformer config overrides that make the denoising dominate, request flags).
 CASES = {
@@ -118,14 +118,6 @@ def call_arguments(home, flags: list[str]) -> dict:
     for key in ("generator", "output_type", "callback_on_step_end"):
         kwargs.pop(key, None)
     return kwargs
-
-
-def run(script: str, args: list) -> float:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise SystemExit(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def main() -> None:
