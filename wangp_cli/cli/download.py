@@ -27,6 +27,9 @@ def download_command(
                                              "text encoder, tokenizer, VAE, image encoder and scheduler.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (files, sources, sizes, present, "
                                                             "partial or missing) and download nothing.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every present file whose SHA-256 is known "
+                                         "(the Hub's or the definition's) again, even when an earlier run "
+                                         "recorded it; a mismatch is replaced by a verified copy.")] = False,
     target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
@@ -40,7 +43,8 @@ def download_command(
     Hub URLs go through huggingface_hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HOME); other URLs use HTTP
     Range resume (credentials as https://user:password@host/..., sent to that host only). Files are written to a
     temporary name, checked (answer, size, SHA-256 when known) and renamed; present files with a known SHA-256
-    are hashed, others are "present (size only)".
+    are hashed once (the result is recorded on the file while its size and time stay the same; --verify hashes
+    again), others are "present (size only)".
     Examples: wangp download t2v_fusionix; wangp download --all --dry-run --format json
     """
     from wangp_cli import download as core
@@ -54,7 +58,8 @@ def download_command(
     ids = sorted(catalog.ids(include_hidden=True)) if all_ else list(model_ids or [])
     is_offline = core.offline()
     no_network = "offline" if is_offline else None  # why sizes are unknown
-    options = dict(all_variants=all_variants, components=components, verify=True, report=lambda text: log(ctx, text))
+    options = dict(all_variants=all_variants, components=components, verify=True, rehash=verify,
+                   report=lambda text: log(ctx, text))
     preference = Preference(quantization.value, dtype.value)
     try:
         plan = core.plan_for(catalog, ids, preference, network=not is_offline, **options)

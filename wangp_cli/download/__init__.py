@@ -20,6 +20,7 @@ from wangp_cli.download.transfer import (
     DownloadError, Remote, UnreachableError, check_reachable, fetch, open_url, resume_offset, sha256_of,
     split_userinfo, status_error, sweep,
 )
+from wangp_cli.download.verified import recorded, remember
 
 __all__ = ["DownloadError", "Plan", "UnreachableError", "build_plan", "download", "resolve_plan"]
 
@@ -176,25 +177,32 @@ def _on_disk(home, item: FilePlan) -> Path:
 _SLOW_HASH = 1 << 30  # files from this size on get a "verifying" line
 
 
-def _check_present(item: FilePlan, target: Path, verify: bool, notices: list[str], report) -> None:
-    """Present = a file of the expected size; with ``verify`` and a known SHA-256, also the right bytes."""
+def _check_present(item: FilePlan, target: Path, verify: bool, rehash: bool, notices: list[str], report) -> None:
+    """Present = a file of the expected size; with ``verify`` and a known SHA-256, also the right bytes (a hash
+    recorded on the file at its current size and time is trusted unless ``rehash``)."""
     item.present = target.is_file() and (item.size is None or target.stat().st_size == item.size)
     item.verified = None
     if not (item.present and verify and item.sha256):
         return
+    if not rehash and recorded(target, item.sha256):
+        item.verified = True
+        return
     if report and target.stat().st_size >= _SLOW_HASH:
         report(f"verifying {item.dest} ({target.stat().st_size:,} bytes)...")
     item.verified = sha256_of(target).hexdigest() == item.sha256.lower()
-    if not item.verified:
+    if item.verified:
+        remember(target, item.sha256)
+    else:
         item.present = False
         notices.append(f"{item.dest}: the file on disk does not match its SHA-256 ({item.sha256}): it is not "
                        + ("used" if item.local else "used; it is replaced once a fresh copy verifies"))
 
 
-def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False, report=None) -> Plan:
+def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False, rehash: bool = False,
+                 report=None) -> Plan:
     """Fill presence, sizes, hashes and resumable bytes. Without network (or offline), only presence is known.
-    ``verify``: hash present files whose SHA-256 is known (the definition's, or the Hub's LFS hash);
-    ``report(text)`` hears about the slow ones."""
+    ``verify``: hash present files whose SHA-256 is known (the definition's, or the Hub's LFS hash), trusting a
+    hash recorded on the file (download.verified) unless ``rehash``; ``report(text)`` hears about the slow ones."""
     token = _token() if network else None
     if network:
         _check_hosts(plan)
@@ -211,7 +219,7 @@ def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False
             item.sha256 = remote.sha256 or item.sha256
             item.partial = resume_offset(remote, target)
         on_disk = _on_disk(home, item)
-        _check_present(item, on_disk, verify, plan.notices, report)
+        _check_present(item, on_disk, verify, rehash, plan.notices, report)
         item.found = os.path.relpath(on_disk, home.root).replace(os.sep, "/") if item.present else None
     return plan
 
@@ -265,14 +273,16 @@ def download(plan: Plan, home, *, progress=None) -> list[dict]:
         fetch(plan.remotes[item.dest], target, what=clean(item.dest), progress=progress,
               untrusted=item.verified is False)
         item.present, item.verified, item.partial = True, bool(item.sha256) or None, 0
+        if item.sha256:
+            remember(target, item.sha256)  # verified before the rename: the next run need not hash it
         results.append({"dest": item.dest, "status": "downloaded", "size": target.stat().st_size,
                         "verified": item.verified})
     return results
 
 
 def plan_for(catalog: Catalog, model_ids: list[str], preference: Preference, *, all_variants: bool = False,
-             components: bool = True, network: bool | None = None, verify: bool = False, report=None,
-             roles: tuple[str, ...] | None = None) -> Plan:
+             components: bool = True, network: bool | None = None, verify: bool = False, rehash: bool = False,
+             report=None, roles: tuple[str, ...] | None = None) -> Plan:
     """Build and resolve the plan (sizes over the network unless offline); ``roles`` keeps only the files of
     those roles (``("transformer", "transformer2")``: the transformers alone)."""
     plan = build_plan(catalog, model_ids, preference, all_variants=all_variants, components=components)
@@ -280,7 +290,7 @@ def plan_for(catalog: Catalog, model_ids: list[str], preference: Preference, *, 
         plan.files = [f for f in plan.files if f.role in roles]
     if network is None:
         network = not offline()
-    return resolve_plan(plan, catalog.home, network=network, verify=verify, report=report)
+    return resolve_plan(plan, catalog.home, network=network, verify=verify, rehash=rehash, report=report)
 
 
 def offline_error(plan: Plan) -> WangpError:
