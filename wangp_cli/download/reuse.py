@@ -22,6 +22,7 @@ from pathlib import Path
 from wangp_cli.core.errors import WangpError
 from wangp_cli.core.locks import output_lock
 from wangp_cli.core.safety import clean
+from wangp_cli.download.transfer import sha256_of
 
 LINK_MODES = ("auto", "hardlink", "reflink", "copy")  # auto: hardlink, else reflink, else copy
 ENV_VAR = "WANGP_LINK_FROM"
@@ -173,23 +174,13 @@ class Reuse:
                 "rejected": [{"path": str(path), "reason": reason} for path, reason in self.rejected]}
 
 
-def _sha256_of(path: Path) -> str:
-    with open(path, "rb") as handle:
-        if hasattr(hashlib, "file_digest"):  # 3.11: readinto a reused buffer
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-        hasher = hashlib.sha256()  # pragma: no cover - Python 3.10
-        for block in iter(lambda: handle.read(_BLOCK), b""):
-            hasher.update(block)
-        return hasher.hexdigest()
-
-
 _DIGESTS: dict[tuple, str] = {}  # (device, inode, size, mtime) -> SHA-256: a file is hashed once per run
 
 
 def _digest(path: Path, info: os.stat_result) -> str:
     key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     if key not in _DIGESTS:
-        _DIGESTS[key] = _sha256_of(path)
+        _DIGESTS[key] = sha256_of(path).hexdigest()
     return _DIGESTS[key]
 
 
