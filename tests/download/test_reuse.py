@@ -226,7 +226,7 @@ def test_across_devices_auto_falls_back_and_explicit_hardlink_is_an_error(other_
 
     hashed = []
     monkeypatch.setattr(reuse_module, "_DIGESTS", {})
-    monkeypatch.setattr(reuse_module, "_sha256_of", lambda path: hashed.append(path) or sha(data))
+    monkeypatch.setattr(reuse_module, "sha256_of", lambda path: hashed.append(path) or hashlib.sha256(data))
     with pytest.raises(WangpError) as caught:
         find_reuse(index, NAME, len(data), sha(data), target, "hardlink")
     assert caught.value.code == "link-mode"
