@@ -10,7 +10,7 @@ Two helpers, both context managers that pick a free port and stop cleanly:
 
 This module imports nothing outside the standard library at import time (``olah`` only inside the subprocess),
 so it can be imported by any test.  Run as a script it is the olah launcher that :class:`HubServer` starts
-(``python tests/servers.py olah --config ... --log-path ... --control ... --request-log ...``).
+(``python tests/servers.py olah --config ... --log-path ... --control ... --request-log ... --mirrors ...``).
 """
 
 from __future__ import annotations
@@ -247,6 +247,7 @@ class HubServer:
             hub.commits["DeepBeepMeep/Wan2.1"]                   # {"main": sha, "dev": sha}
             hub.content("DeepBeepMeep/Wan2.1", "a.safetensors")  # expected bytes (revision="main" by default)
             hub.requests / hub.responses / hub.clear_requests()  # what clients asked for, what was sent
+            hub.max_concurrent                                   # most /resolve/ GETs in progress at once
             hub.configure(ranges=True, throttle_bytes_per_second=200_000)   # change behaviour at run time
 
     How it is built (olah source: configs.py, server.py, server_mirror.py, server_file_routes.py,
@@ -294,7 +295,9 @@ class HubServer:
       still ends correct but re-fetches all bytes.  With ``configure(ranges=True)`` the middleware answers
       single ranges with 206 + ``content-range`` + ``content-length`` (416 + ``content-range: bytes */N`` when
       unsatisfiable) and adds ``accept-ranges: bytes`` to HEAD and GET -- use it to test resume through the Hub
-      path.  ``throttle_bytes_per_second`` slows those GET bodies so a client can be killed mid-file.
+      path.  ``throttle_bytes_per_second`` slows those GET bodies (each response, i.e. each connection, gets
+      that rate) so a client can be killed mid-file.  These answers are streamed, never buffered (see
+      :class:`_HubMiddleware`): parallel ranges of a 1 GB file hold a few pieces in memory.
     * [seed] Missing file on a branch (``main``): HEAD -> 404 ``x-error-code: EntryNotFound``: huggingface_hub
       raises ``RemoteEntryNotFoundError`` (subclass of ``EntryNotFoundError`` and ``HfHubHTTPError``).  WITHOUT
       ``seed_refs``: 401 ``RepoNotFound`` -> ``RepositoryNotFoundError``.  On a full commit sha: 404
@@ -447,6 +450,16 @@ class HubServer:
                 return [LoggedResponse(e["method"], e["path"], e["range"], e["status"], e["bytes_sent"]) for e in done]
             time.sleep(0.01)
 
+    @property
+    def max_concurrent(self) -> int:
+        """The most ``/resolve/`` GETs in progress at the same time, from the log (arrivals and ends in order)."""
+        now = most = 0
+        for event in self._events():
+            if event["method"] == "GET" and "/resolve/" in event["path"]:
+                now += 1 if event["event"] == "request" else -1
+                most = max(most, now)
+        return most
+
     def clear_requests(self) -> None:
         with open(self.request_log_path, "w"):
             pass
@@ -539,6 +552,7 @@ class HubServer:
                         "--log-path", str(self.log_path),
                         "--control", str(self.control_path),
                         "--request-log", str(self.request_log_path),
+                        "--mirrors", str(self.mirrors_path),
                     ],
                     cwd=self.root,
                     env=_clean_env(PYTHONUNBUFFERED="1"),
@@ -583,13 +597,31 @@ class HubServer:
         self.stop()
 
 
-class _HubMiddleware:
-    """ASGI wrapper around olah's app: request log always; Range and throttling on ``/resolve/`` GETs on demand."""
+class _StopBody(Exception):
+    """Raised from the body sink once a range is complete: olah's generator stops reading the file."""
 
-    def __init__(self, app, control_path: str, request_log_path: str):
+
+#: ``/<owner>/<name>/resolve/...`` or ``/<datasets|spaces>/<owner>/<name>/resolve/...``
+_RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+)/([^/]+)/resolve/")
+
+
+class _HubMiddleware:
+    """ASGI wrapper around olah's app: request log always; Range and throttling on ``/resolve/`` GETs on demand.
+
+    With ranges, a throttle or a truncation switched on, a ``/resolve/`` GET is answered in streaming, never
+    buffered: the status and headers come from olah's own HEAD of that path (an error answer there -> olah's GET
+    as it is), the total size from its ``content-length``. The body of an LFS file is read from the mirror's LFS
+    object (``.git/lfs/objects/..``, named by the HEAD's etag = its sha256: exactly the bytes olah sends), from
+    the range's first byte to its last; any other file is olah's GET body, skipped up to the range start and cut
+    at its end. So 8 ranges of a 1 GB file hold a few pieces in memory, not 8 GB.
+    """
+
+    def __init__(self, app, control_path: str, request_log_path: str, mirrors_path: Optional[str] = None):
         self.app = app
         self.control_path = control_path
         self.request_log_path = request_log_path
+        self.mirrors_path = Path(mirrors_path) if mirrors_path else None
+        self._heads: Dict[tuple, tuple] = {}
 
     def _control(self) -> dict:
         try:
@@ -618,56 +650,105 @@ class _HubMiddleware:
         state = {"status": 0, "sent": 0}
         try:
             if is_file and method == "GET" and (ranges or rate or truncate is not None):
-                await self._buffered(scope, receive, send, state, range_header, ranges, rate, truncate)
+                await self._streamed(scope, receive, send, state, range_header, ranges, rate, truncate)
             else:
-                async def logging_send(message):
-                    if message["type"] == "http.response.start":
-                        state["status"] = message["status"]
-                        if ranges and is_file and message["status"] == 200:
-                            message = dict(message)
-                            message["headers"] = list(message.get("headers", [])) + [(b"accept-ranges", b"bytes")]
-                    elif message["type"] == "http.response.body" and method != "HEAD":
-                        state["sent"] += len(message.get("body", b""))
-                    await send(message)
-
-                await self.app(scope, receive, logging_send)
+                await self._plain(scope, receive, send, state, ranges and is_file)
         finally:
             self._log(event="response", method=method, path=path, range=range_header,
                       status=state["status"], bytes_sent=state["sent"])
 
-    async def _buffered(self, scope, receive, send, state, range_header, ranges, rate, truncate):
-        start_message = None
-        chunks = []
+    async def _plain(self, scope, receive, send, state, accept_ranges):
+        """olah's answer as it is (``accept-ranges`` added to a file's 200 when ranges are on)."""
+        async def logging_send(message):
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                if accept_ranges and message["status"] == 200:
+                    message = dict(message)
+                    message["headers"] = list(message.get("headers", [])) + [(b"accept-ranges", b"bytes")]
+            elif message["type"] == "http.response.body" and scope["method"] != "HEAD":
+                state["sent"] += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, logging_send)
+
+    async def _head(self, scope):
+        """(status, headers) of olah's HEAD for the same path (not logged: the client never sent it). A 200 is
+        remembered per path: olah reads the whole LFS object for each HEAD (~1 s per GB, blocking its event
+        loop), which would stall every other connection at each range request; the repos never change while
+        the server runs."""
+        key = (scope["path"], scope.get("query_string", b""))
+        if key in self._heads:
+            return self._heads[key]
+        status, headers = await self._olah_head(scope)
+        if status == 200:
+            self._heads[key] = (status, headers)
+        return status, headers
+
+    async def _olah_head(self, scope):
+        head_scope = dict(scope, method="HEAD",
+                          headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"range"])
+        answer, asked, done = {}, [False], asyncio.Event()
+
+        async def no_body():  # the request once, then (as a server would) a disconnect once the answer is out
+            if not asked[0]:
+                asked[0] = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
 
         async def collect(message):
-            nonlocal start_message
             if message["type"] == "http.response.start":
-                start_message = message
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+                answer["status"] = message["status"]
+                answer["headers"] = list(message.get("headers", []))
+            elif not message.get("more_body", False):
+                done.set()
 
-        await self.app(scope, receive, collect)
-        body = b"".join(chunks)
-        status = start_message["status"]
-        headers = [(k, v) for k, v in start_message.get("headers", [])
-                   if k.lower() not in (b"content-length", b"transfer-encoding", b"content-range")]
-        if status == 200:
-            total = len(body)
-            if ranges:
-                headers.append((b"accept-ranges", b"bytes"))
-                try:
-                    span = parse_range(range_header, total)
-                except ValueError:
-                    status, body = 416, b""
-                    headers.append((b"content-range", f"bytes */{total}".encode()))
-                else:
-                    if span is not None:
-                        status = 206
-                        headers.append((b"content-range", f"bytes {span[0]}-{span[1]}/{total}".encode()))
-                        body = body[span[0]: span[1] + 1]
-        headers.append((b"content-length", str(len(body)).encode()))
+        await self.app(head_scope, no_body, collect)
+        return answer.get("status", 500), answer.get("headers", [])
+
+    def _lfs_object(self, path: str, headers, total: int) -> Optional[Path]:
+        """The mirror's LFS object this path serves, when there is one of the right size."""
+        match = _RESOLVE.match(path)
+        etag = next((v.decode("latin-1").strip('"') for k, v in headers if k.lower() == b"etag"), "")
+        if not (match and self.mirrors_path and re.fullmatch(r"[0-9a-f]{64}", etag)):
+            return None
+        kind, owner, name = match.group(1) or "models", match.group(2), match.group(3)
+        candidate = (self.mirrors_path / kind / owner / name / ".git" / "lfs" / "objects" / etag[:2] / etag[2:4]
+                     / etag)
+        try:
+            return candidate if candidate.stat().st_size == total else None
+        except OSError:
+            return None
+
+    async def _streamed(self, scope, receive, send, state, range_header, ranges, rate, truncate):
+        status, head_headers = await self._head(scope)
+        length = next((v for k, v in head_headers if k.lower() == b"content-length"), None)
+        if status != 200 or length is None or not length.isdigit():
+            return await self._plain(scope, receive, send, state, False)  # olah's own error answer
+        total = int(length)
+        headers = [(k, v) for k, v in head_headers
+                   if k.lower() not in (b"content-length", b"transfer-encoding", b"content-range",
+                                        b"accept-ranges")]
+        start, end = 0, total - 1
+        if ranges:
+            headers.append((b"accept-ranges", b"bytes"))
+            try:
+                span = parse_range(range_header, total)
+            except ValueError:
+                state["status"] = 416
+                headers.append((b"content-range", f"bytes */{total}".encode()))
+                headers.append((b"content-length", b"0"))
+                await send({"type": "http.response.start", "status": 416, "headers": headers})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            if span is not None:
+                status, (start, end) = 206, span
+                headers.append((b"content-range", f"bytes {start}-{end}/{total}".encode()))
+        announced = end - start + 1 if total else 0
+        headers.append((b"content-length", str(announced).encode()))
         state["status"] = status
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        limit = announced if truncate is None else min(truncate, announced)
 
         disconnected = asyncio.Event()
 
@@ -679,18 +760,62 @@ class _HubMiddleware:
                     return
 
         watcher = asyncio.ensure_future(watch())
+        piece = max(1024, int(rate) // 20) if rate else 1 << 20
+
+        async def emit(part: bytes) -> bool:
+            """Send one piece (throttled: the pause comes before each piece but the first); False once the client
+            is gone."""
+            if rate and state["sent"]:
+                await asyncio.sleep(len(part) / float(rate))
+            if disconnected.is_set():
+                return False
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            state["sent"] += len(part)
+            return True
+
         try:
-            piece = max(1024, int(rate) // 20) if rate else 64 * 1024
-            announced, body = len(body), body if truncate is None else body[:truncate]
-            for offset in range(0, len(body), piece):
-                if disconnected.is_set():
-                    return
-                part = body[offset: offset + piece]
-                await send({"type": "http.response.body", "body": part, "more_body": True})
-                state["sent"] += len(part)
-                if rate:
-                    await asyncio.sleep(len(part) / float(rate))
-            if len(body) < announced:
+            source = self._lfs_object(scope["path"], head_headers, total)
+            if source is not None:
+                with open(source, "rb") as handle:
+                    handle.seek(start)
+                    left = limit
+                    while left > 0:
+                        part = handle.read(min(piece, left))
+                        if not part or not await emit(part):
+                            return
+                        left -= len(part)
+            elif limit > 0:
+                position, pending, asked = 0, bytearray(), [False]
+
+                async def sink(message):  # olah's GET body, cut to [start, start + limit)
+                    nonlocal position
+                    if message["type"] != "http.response.body":
+                        return
+                    data = message.get("body", b"")
+                    skip, position = max(0, start - position), position + len(data)
+                    wanted = limit - state["sent"] - len(pending)
+                    if wanted > 0:
+                        pending.extend(data[skip: skip + wanted])
+                    final = not message.get("more_body", False)
+                    while pending and (len(pending) >= piece or final or state["sent"] + len(pending) >= limit):
+                        part = bytes(pending[:piece])
+                        del pending[:len(part)]
+                        if not await emit(part):
+                            raise _StopBody()
+                    if state["sent"] >= limit:
+                        raise _StopBody()  # olah stops reading the file
+
+                async def inner_receive():  # olah sees the request once, then waits for the client to go
+                    if not asked[0]:
+                        asked[0] = True
+                        return {"type": "http.request", "body": b"", "more_body": False}
+                    await disconnected.wait()
+                    return {"type": "http.disconnect"}
+
+                get_scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"range"])
+                with contextlib.suppress(Exception):  # _StopBody, possibly inside olah's exception group
+                    await self.app(get_scope, inner_receive, sink)
+            if state["sent"] < announced:
                 return  # never complete the response: uvicorn closes the connection, the client sees a short body
             if not disconnected.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -707,6 +832,7 @@ def _olah_main(argv: List[str]) -> None:
     parser.add_argument("--log-path", required=True)
     parser.add_argument("--control", required=True)
     parser.add_argument("--request-log", required=True)
+    parser.add_argument("--mirrors")
     args = parser.parse_args(argv)
 
     parent = os.getppid()
@@ -722,7 +848,8 @@ def _olah_main(argv: List[str]) -> None:
 
     sys.argv = ["olah-cli", "--config", args.config, "--log-path", args.log_path]
     olah_args = olah_server.init()
-    olah_server.app = _HubMiddleware(olah_server.app, args.control, args.request_log)  # run_server reads the global
+    olah_server.app = _HubMiddleware(olah_server.app, args.control, args.request_log,  # run_server reads the global
+                                     args.mirrors)
     olah_server.run_server(olah_args)
 
 
@@ -748,7 +875,8 @@ class HttpServer:
       ``If-Range`` with a different ETag: the range is ignored (200, full body), as RFC 9110 says.
       ``ranges=False`` ignores every Range header (a server without resume support: always 200).
     * ``require_token="secret"``: 401 (``WWW-Authenticate: Bearer``) unless ``Authorization: Bearer secret``.
-    * ``throttle_bytes_per_second=N``: the body is written in small pieces with sleeps (about N bytes/s).
+    * ``throttle_bytes_per_second=N``: the body is written in pieces of N/20 bytes with sleeps between them (about
+      N bytes/s for each response, i.e. for each connection).
     * ``corrupt={path: bytes}``: headers (length, ETag) describe ``files[path]`` but the body comes from these
       bytes (same range slice).  Give the same length to simulate flipped bits; a shorter one ends the body early
       and closes the connection.
@@ -757,7 +885,12 @@ class HttpServer:
     * ``redirects={path: location}``: 302 to ``location`` (absolute URL, or a path on this server), answered before
       the token check -- e.g. ``server.url(p).replace("127.0.0.1", "localhost")`` to test cross-host redirects.
     * ``fail={path: [status, ...]}``: the next requests to ``path`` are answered with these statuses (popped one by
-      one; e.g. ``[503, 503]`` to exercise retries).
+      one; e.g. ``[503, 503]`` to exercise retries).  A queued 429 or 503 carries ``Retry-After: <retry_after>``
+      (``"0"`` by default; a number of seconds or an HTTP date; None sends no such header).
+    * ``max_connections=N``: a GET that would make more than N bodies (200/206) go out at once is answered 429 with
+      ``Retry-After: <retry_after>`` (a mirror's per-client connection limit).
+    * :attr:`max_concurrent`: the most GET bodies that went out at the same time (since the start or the last
+      :meth:`clear_requests`) -- with ``throttle_bytes_per_second``, each of them is one connection's share.
     * ``content_types={path: "application/json"}``: another ``Content-Type`` for that file.
     * The audit's special paths (prefixes, whatever follows them):
 
@@ -788,6 +921,8 @@ class HttpServer:
         ranges: bool = True,
         content_types: Optional[Mapping[str, str]] = None,
         basic_auth: Tuple[str, str] = ("user", "secretpass"),
+        retry_after: Optional[str] = "0",
+        max_connections: Optional[int] = None,
     ):
         self.files: Dict[str, bytes] = dict(files or {})
         self.require_token = require_token
@@ -799,7 +934,11 @@ class HttpServer:
         self.ranges = ranges
         self.content_types: Dict[str, str] = dict(content_types or {})
         self.basic_auth = basic_auth
+        self.retry_after = retry_after
+        self.max_connections = max_connections
         self.settle_timeout = 2.0
+        self._bodies = 0  # GET bodies going out now
+        self._max_bodies = 0
         self._authorizations: List[Tuple[str, str, Optional[str]]] = []
         self._requests: List[LoggedRequest] = []
         self._responses: List[tuple] = []  # (arrival number of the request, LoggedResponse)
@@ -843,6 +982,24 @@ class HttpServer:
         with self._lock:
             return list(self._authorizations)
 
+    @property
+    def max_concurrent(self) -> int:
+        with self._lock:
+            return self._max_bodies
+
+    def _body_started(self) -> bool:
+        """Count a GET body going out; False (nothing counted) when ``max_connections`` are already busy."""
+        with self._lock:
+            if self.max_connections is not None and self._bodies >= self.max_connections:
+                return False
+            self._bodies += 1
+            self._max_bodies = max(self._max_bodies, self._bodies)
+            return True
+
+    def _body_done(self) -> None:
+        with self._lock:
+            self._bodies -= 1
+
     def bytes_sent(self, path: Optional[str] = None, method: str = "GET") -> int:
         return sum(r.bytes_sent for r in self.responses if r.method == method and (path is None or r.path == path))
 
@@ -851,6 +1008,7 @@ class HttpServer:
             self._requests.clear()
             self._responses.clear()
             self._authorizations.clear()
+            self._max_bodies = self._bodies
 
     def _record(self, kind: str, item, arrival: int = 0, authorization: Optional[str] = None) -> int:
         """Log a request (returns its arrival number) or the response to the request of ``arrival``."""
@@ -951,7 +1109,8 @@ class _Handler(BaseHTTPRequestHandler):
         queued = owner.fail.get(path)
         if queued:
             status = queued.pop(0)
-            self._reply_empty(status, {"Retry-After": "0"} if status in (429, 503) else {})
+            wait = {"Retry-After": owner.retry_after} if status in (429, 503) and owner.retry_after is not None else {}
+            self._reply_empty(status, wait)
             return
         if path in owner.redirects:
             location = owner.redirects[path]
@@ -988,6 +1147,18 @@ class _Handler(BaseHTTPRequestHandler):
                     return
         start, end = span if span is not None else (0, total - 1)
         length = end - start + 1 if total else 0
+        if not head and not owner._body_started():
+            wait = {"Retry-After": owner.retry_after} if owner.retry_after is not None else {}
+            self._reply_empty(429, wait)
+            return
+        try:
+            self._send_file(owner, path, data, span, start, end, total, length, lie, etag, head)
+        finally:
+            if not head:
+                owner._body_done()
+
+    def _send_file(self, owner: HttpServer, path: str, data: bytes, span, start: int, end: int, total: int,
+                   length: int, lie: int, etag: str, head: bool) -> None:
         self.send_response(206 if span is not None else 200)
         self.send_header("Content-Type", owner.content_types.get(path, "application/octet-stream"))
         self.send_header("Content-Length", str(length + (lie if span is None else 0)))
@@ -1012,11 +1183,11 @@ class _Handler(BaseHTTPRequestHandler):
         piece = max(256, int(rate) // 20) if rate else 256 * 1024
         for offset in range(0, len(body), piece):
             part = body[offset:offset + piece]
+            if rate and offset:  # the pause comes before a piece, so a response ends with its last byte
+                time.sleep(len(part) / float(rate))
             self.wfile.write(part)
             self.wfile.flush()
             self._sent += len(part)
-            if rate:
-                time.sleep(len(part) / float(rate))
         if short:  # announced more than we send: hang up so the client sees a short read
             self.close_connection = True
             with contextlib.suppress(OSError):

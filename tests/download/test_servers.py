@@ -7,6 +7,7 @@ once in a subprocess that only gets environment variables).  HTTP half: the plai
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import http.client
 import json
@@ -398,3 +399,57 @@ def test_http_audit_paths_html_lies_auth(http_server):
     http_server.content_types = {"/auth/x_bf16.safetensors": "application/json"}
     assert fetch(http_server.url("/auth/x_bf16.safetensors"), headers={"Authorization": good})[1][
         "Content-Type"] == "application/json"
+
+
+def test_http_retry_after_connection_limit_and_concurrency(make_http_server):
+    data = random_bytes(400_000, seed=40)
+    server = make_http_server({"/f.bin": data}, retry_after="Mon, 01 Jan 2024 00:00:00 GMT")
+    server.fail["/f.bin"] = [429, 503]
+    url = server.url("/f.bin")
+    for status in (429, 503):
+        got, headers, _ = fetch(url)
+        assert (got, headers["Retry-After"]) == (status, "Mon, 01 Jan 2024 00:00:00 GMT")
+    server.retry_after = "3"
+    server.max_connections = 2
+    server.throttle_bytes_per_second = 1_000_000  # each body takes 0.4 s
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: fetch(url), range(3)))
+    assert sorted(a[0] for a in answers) == [200, 200, 429]
+    assert [a[1]["Retry-After"] for a in answers if a[0] == 429] == ["3"]
+    assert all(a[2] == data for a in answers if a[0] == 200)
+    assert server.max_concurrent == 2
+    server.clear_requests()
+    assert server.max_concurrent == 0
+
+
+def test_hub_ranges_are_streamed_for_plain_and_lfs_files(hub_server):
+    hub_server.configure(ranges=True, throttle_bytes_per_second=4 * 1024 * 1024)
+    for path in ("raw/plain_weights.dat", "tiny_model_bf16.safetensors"):  # a git blob, an LFS object
+        data = hub_server.content(WAN, path)
+        url = hub_server.url(WAN, path)
+        status, headers, body = fetch(url, headers={"Range": "bytes=300000-499999"})
+        assert (status, body, headers["content-range"]) == (206, data[300000:500000],
+                                                            f"bytes 300000-499999/{len(data)}")
+        assert fetch(url, headers={"Range": "bytes=-10"})[2] == data[-10:]
+    hub_server.clear_requests()
+    hub_server.configure(ranges=True, throttle_bytes_per_second=1024 * 1024)
+    url = hub_server.url(WAN, "tiny_model_bf16.safetensors")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        parts = list(pool.map(lambda i: fetch(url, headers={"Range": f"bytes={i << 20}-{(i + 1 << 20) - 1}"}),
+                              range(3)))
+    assert b"".join(p[2] for p in parts) == hub_server.content(WAN, "tiny_model_bf16.safetensors")[:3 << 20]
+    assert hub_server.max_concurrent == 3  # throttled per response: three at ~1 s each, side by side
+
+
+def test_hub_streamed_answer_starts_before_the_body_is_read(hub_server):
+    """Throttled at 1 MB/s, the first bytes of a 3 MB file arrive at once: nothing is buffered first."""
+    hub_server.configure(ranges=True, throttle_bytes_per_second=1024 * 1024)
+    request = urllib.request.Request(hub_server.url(WAN, "raw/plain_weights.dat"), headers={"Range": "bytes=1000-"})
+    started = time.monotonic()
+    with _OPENER.open(request, timeout=30) as response:
+        first = response.read(1000)
+        waited = time.monotonic() - started
+    assert first == hub_server.content(WAN, "raw/plain_weights.dat")[1000:2000] and waited < 0.5
+    hub_server.configure(ranges=True, throttle_bytes_per_second=None, truncate_at={})
+    time.sleep(0.3)
+    assert hub_server.responses[-1].bytes_sent < 1024 * 1024  # the server stopped when the client went
