@@ -141,7 +141,7 @@ def test_offline_json_prints_the_download_document(tmp_path, hub_env, http_serve
     assert document["offline"] is True and online["offline"] is False
     assert [f["dest"] for f in document["files"]] == [f["dest"] for f in online["files"]]
     assert {f["status"] for f in document["files"]} == {"present"}
-    assert document["summary"] == {"downloaded": 0, "present": 1}
+    assert document["summary"] == {"downloaded": 0, "reused": 0, "present": 1}
 
 
 # -- row 29: a 200 answer that is not the file ----------------------------------------------------------------

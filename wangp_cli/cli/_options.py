@@ -36,6 +36,13 @@ class Dtype(str, Enum):
     fp16 = "fp16"
 
 
+class LinkMode(str, Enum):
+    auto = "auto"
+    hardlink = "hardlink"
+    reflink = "reflink"
+    copy = "copy"
+
+
 class Target(str, Enum):
     v6 = "v6"
     july = "july"

@@ -13,9 +13,11 @@ def _label(text: str) -> str:
 
 
 class RichProgress:
-    """A bar per file and one for the total."""
+    """A bar per file being fetched and one for the total; safe to call from several transfer threads."""
 
     def __init__(self, total_bytes: int):
+        import threading
+
         from rich.console import Console
         from rich.progress import (
             BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
@@ -26,20 +28,26 @@ class RichProgress:
                               transient=False)
         self._bars.start()
         self._total = self._bars.add_task("total", total=total_bytes or None)
-        self._task = None
+        self._tasks: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def start(self, what: str, size: int | None, done: int) -> None:
-        self._task = self._bars.add_task(_label(what), total=size, completed=done)
-        self._bars.advance(self._total, done)
+        with self._lock:
+            self._tasks[what] = self._bars.add_task(_label(what), total=size, completed=done)
+            self._bars.advance(self._total, done)
 
-    def advance(self, count: int) -> None:
-        self._bars.advance(self._task, count)
-        self._bars.advance(self._total, count)
+    def advance(self, count: int, what: str) -> None:
+        with self._lock:
+            task = self._tasks.get(what)
+            if task is not None:
+                self._bars.advance(task, count)
+            self._bars.advance(self._total, count)
 
     def finish(self, what: str) -> None:
-        if self._task is not None:
-            self._bars.remove_task(self._task)
-            self._task = None
+        with self._lock:
+            task = self._tasks.pop(what, None)
+            if task is not None:
+                self._bars.remove_task(task)
 
     def close(self) -> None:
         self._bars.stop()

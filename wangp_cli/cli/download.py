@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
 from wangp_cli.cli._options import (
-    DataFormat, Dtype, DtypeOption, FormatOption, Quantization, QuantizationOption, Target, TargetOption,
+    DataFormat, Dtype, DtypeOption, FormatOption, LinkMode, Quantization, QuantizationOption, Target, TargetOption,
 )
 from wangp_cli.cli._output import emit, emit_json, handle_errors, log, open_catalog, settings, warn
+from wangp_cli.core.safety import clean
 
 
 @handle_errors
@@ -30,6 +32,16 @@ def download_command(
     verify: Annotated[bool, typer.Option("--verify", help="Hash every present file whose SHA-256 is known "
                                          "(the Hub's or the definition's) again, even when an earlier run "
                                          "recorded it; a mismatch is replaced by a verified copy.")] = False,
+    connections: Annotated[Optional[int], typer.Option("--connections", min=1, max=32, help="HTTP Range "
+                           "connections per file (default: by size, 8 from 1 GiB; 1 where the server has no "
+                           "Range support).", show_default=False)] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=16, help="Files fetched at once.")] = 4,
+    link_from: Annotated[Optional[List[Path]], typer.Option("--link-from", help="A folder of model files "
+                         "(ComfyUI models/, an HF cache, another WanGP ckpts/) where a missing file is found by "
+                         "name and size (and SHA-256 when known) and linked instead of downloaded; repeatable; "
+                         "also WANGP_LINK_FROM (separated by ':').", show_default=False)] = None,
+    link_mode: Annotated[LinkMode, typer.Option("--link-mode", help="How a found file is reused: auto (hard "
+                         "link, else reflink, else copy), hardlink, reflink or copy.")] = LinkMode.auto,
     target: TargetOption = Target.v12,
     format: FormatOption = DataFormat.text,
 ) -> None:
@@ -45,11 +57,15 @@ def download_command(
     temporary name, checked (answer, size, SHA-256 when known) and renamed; present files with a known SHA-256
     are hashed once (the result is recorded on the file while its size and time stay the same; --verify hashes
     again), others are "present (size only)".
-    Examples: wangp download t2v_fusionix; wangp download --all --dry-run --format json
+    Large files come over several Range connections at once (--connections), several files at once (--jobs);
+    an interrupted transfer, even killed, resumes per range. --link-from reuses copies other tools already have.
+    Examples: wangp download t2v_fusionix; wangp download --all --dry-run --format json;
+    wangp download t2v --link-from ~/ComfyUI/models --link-from ~/.cache/huggingface/hub
     """
     from wangp_cli import download as core
     from wangp_cli.core.errors import UsageError
     from wangp_cli.core.variants import Preference
+    from wangp_cli.download.reuse import link_dirs
 
     if all_ and model_ids:
         raise UsageError("conflicting options: --all downloads every definition, so it takes no ids",
@@ -59,7 +75,8 @@ def download_command(
     is_offline = core.offline()
     no_network = "offline" if is_offline else None  # why sizes are unknown
     options = dict(all_variants=all_variants, components=components, verify=True, rehash=verify,
-                   report=lambda text: log(ctx, text))
+                   report=lambda text: log(ctx, text), link_from=link_dirs([str(p) for p in link_from or []]),
+                   link_mode=link_mode.value)
     preference = Preference(quantization.value, dtype.value)
     try:
         plan = core.plan_for(catalog, ids, preference, network=not is_offline, **options)
@@ -83,21 +100,27 @@ def download_command(
 
         progress = RichProgress(plan.missing_bytes)
     try:
-        results = core.download(plan, catalog.home, progress=progress)
+        results = core.download(plan, catalog.home, progress=progress, jobs=jobs, connections=connections)
     finally:
         if progress:
             progress.close()
     if format is DataFormat.json:
         emit_json({"schema": "wangp.download/1", "offline": is_offline, "files": results,
                    "summary": {"downloaded": sum(r["status"] == "downloaded" for r in results),
+                               "reused": sum(r["status"] == "reused" for r in results),
                                "present": sum(r["status"] == "present" for r in results)}})
         return
     for result in results:
-        size_only = result["status"] == "present" and not result["verified"]
-        log(ctx, f"{result['status'] + (' (size only)' if size_only else ''):19} {result['dest']}")
-    fetched = sum(r["status"] == "downloaded" for r in results)
-    log(ctx, f"{fetched} downloaded, {len(results) - fetched} already present"
-             + (" (offline)." if is_offline else "."))
+        status = result["status"]
+        if status == "present" and not result["verified"]:
+            status += " (size only)"
+        elif status == "reused":
+            status += f" ({result['method']})"
+        source = f"  <- {clean(result['from'])}" if result.get("from") else ""
+        log(ctx, f"{status:19} {result['dest']}{source}")
+    counts = {name: sum(r["status"] == name for r in results) for name in ("downloaded", "reused", "present")}
+    log(ctx, f"{counts['downloaded']} downloaded, " + (f"{counts['reused']} reused, " if counts["reused"] else "")
+             + f"{counts['present']} already present" + (" (offline)." if is_offline else "."))
 
 
 def _print_plan(plan, format: DataFormat, no_network: str | None) -> None:
@@ -107,14 +130,19 @@ def _print_plan(plan, format: DataFormat, no_network: str | None) -> None:
     for item in plan.files:
         size = f"{item.size:,}" if item.size is not None else "?"
         state = f"partial ({item.partial:,} here)" if item.state == "partial" else item.state
+        source = item.source
+        if item.state == "reuse":
+            state, source = f"reuse ({item.reuse.method})", clean(str(item.reuse.source))
+            source += "" if item.reuse.verified else " (name and size only)"
         fmt = f" [{item.format}]" if item.format not in (None, "16-bit") else ""
         found = f" (found at {item.found})" if item.found and item.found != item.dest else ""
-        emit(f"{state:19} {size:>16}  {item.role:12} {item.dest}{fmt}{found}  <- {item.source}")
+        emit(f"{state:19} {size:>16}  {item.role:12} {item.dest}{fmt}{found}  <- {source}")
     for request in plan.components:
         emit(f"{'?':19} {'?':>16}  {'component':12} {request.dest}/  <- {request.repo_id} "
              f"({', '.join(sorted(request.folders))})")
     summary = plan.to_dict()["summary"]
-    emit(f"{summary['files']} file{'' if summary['files'] == 1 else 's'}, {summary['missing']} missing, "
+    reused = f", {summary['reused']} reused" if summary["reused"] else ""
+    emit(f"{summary['files']} file{'' if summary['files'] == 1 else 's'}, {summary['missing']} missing{reused}, "
          f"{summary['missing_bytes']:,} bytes to fetch of {summary['total_bytes']:,}"
          + (f" ({no_network}: sizes unknown)" if no_network else ""))
 

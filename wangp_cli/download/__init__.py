@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from wangp_cli.core.definitions import Catalog
@@ -17,12 +19,12 @@ from wangp_cli.core.safety import clean, redact
 from wangp_cli.core.variants import Preference
 from wangp_cli.download.plan import FilePlan, Plan, add_component_files, build_plan, safe_join
 from wangp_cli.download.transfer import (
-    DownloadError, Remote, UnreachableError, check_reachable, fetch, open_url, resume_offset, sha256_of,
+    DownloadCancelled, DownloadError, Remote, UnreachableError, check_reachable, fetch, open_url, resume_offset, sha256_of,
     split_userinfo, status_error, sweep,
 )
 from wangp_cli.download.verified import recorded, remember
 
-__all__ = ["DownloadError", "Plan", "UnreachableError", "build_plan", "download", "resolve_plan"]
+__all__ = ["DownloadCancelled", "DownloadError", "Plan", "UnreachableError", "build_plan", "download", "resolve_plan"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -198,11 +200,25 @@ def _check_present(item: FilePlan, target: Path, verify: bool, rehash: bool, not
                        + ("used" if item.local else "used; it is replaced once a fresh copy verifies"))
 
 
+def _find_reuse(item: FilePlan, home, index, link_mode: str, notices: list[str], report) -> None:
+    """Look for a missing file in the --link-from folders (same name and size, the SHA-256 when known); the
+    candidates refused become notices."""
+    from wangp_cli.download.reuse import find_reuse
+
+    target = _target(home, item)
+    rejected: list = []
+    item.reuse = find_reuse(index, target.name, item.size, item.sha256, target, link_mode, report=report,
+                            rejected=rejected)
+    for path, reason in rejected:
+        notices.append(f"{item.dest}: not reusing {clean(str(path))}: {reason}")
+
+
 def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False, rehash: bool = False,
-                 report=None) -> Plan:
+                 report=None, reuse=None, link_mode: str = "auto") -> Plan:
     """Fill presence, sizes, hashes and resumable bytes. Without network (or offline), only presence is known.
     ``verify``: hash present files whose SHA-256 is known (the definition's, or the Hub's LFS hash), trusting a
-    hash recorded on the file (download.verified) unless ``rehash``; ``report(text)`` hears about the slow ones."""
+    hash recorded on the file (download.verified) unless ``rehash``; ``report(text)`` hears about the slow ones.
+    ``reuse``: a download.reuse.ReuseIndex of --link-from folders where missing files are looked for."""
     token = _token() if network else None
     if network:
         _check_hosts(plan)
@@ -221,6 +237,9 @@ def resolve_plan(plan: Plan, home, *, network: bool = True, verify: bool = False
         on_disk = _on_disk(home, item)
         _check_present(item, on_disk, verify, rehash, plan.notices, report)
         item.found = os.path.relpath(on_disk, home.root).replace(os.sep, "/") if item.present else None
+        if reuse is not None and not item.present and not item.local and not os.path.lexists(target):
+            # (a mismatched file at the target is replaced by a verified download, never by a link)
+            _find_reuse(item, home, reuse, link_mode, plan.notices, report)
     return plan
 
 
@@ -246,15 +265,45 @@ def check_targets(plan: Plan, home) -> None:
 
 
 def check_disk_space(plan: Plan, home) -> None:
-    """Refuse before the first byte when the missing files cannot fit (resumable bytes are counted)."""
-    needed = plan.missing_bytes
+    """Refuse before the first byte when the missing files cannot fit (resumable bytes are counted, and reused
+    files that are copied rather than linked)."""
+    from wangp_cli.download.reuse import reuse_disk_space
+
+    needed = plan.missing_bytes + sum(reuse_disk_space(f.reuse, f.size) for f in plan.missing)
     if needed:
         check_free_space(home.ckpts if home.ckpts.exists() else home.root, needed,
                          what=f"{len(plan.missing)} download(s)")
 
 
-def download(plan: Plan, home, *, progress=None) -> list[dict]:
-    """Fetch every missing file of a resolved plan; local paths are checked, never copied."""
+def _obtain(plan: Plan, home, item: FilePlan, progress, connections: int | None, cancel) -> dict:
+    """Fetch one missing file, or link/copy it from where --link-from found it."""
+    target = _target(home, item)
+    if item.reuse is not None:
+        from wangp_cli.download.reuse import materialize
+
+        method = materialize(item.reuse, target, sha256=item.sha256)
+        status, extra = "reused", {"method": method, "from": str(item.reuse.source)}
+    else:
+        what = clean(item.dest)
+        try:
+            fetch(plan.remotes[item.dest], target, what=what, progress=progress, untrusted=item.verified is False,
+                  connections=connections, cancel=cancel)
+        except BaseException:
+            if progress:
+                progress.finish(what)  # its bar goes; the error says what happened
+            raise
+        status, extra = "downloaded", {}
+    item.present, item.verified, item.partial = True, bool(item.sha256) or None, 0
+    if item.sha256:
+        remember(target, item.sha256)  # verified on its way here: the next run need not hash it
+    return {"dest": item.dest, "status": status, "size": target.stat().st_size, "verified": item.verified,
+            **extra}
+
+
+def download(plan: Plan, home, *, progress=None, jobs: int = 1, connections: int | None = None) -> list[dict]:
+    """Fetch every missing file of a resolved plan (``jobs`` files at a time, ``connections`` per file: None
+    chooses by size); local paths are checked, never copied. A failure stops the other transfers at their next
+    chunk, their partial files kept for the next run."""
     bad_local = [f for f in plan.missing if f.local]
     if bad_local:
         raise WangpError("local files are missing or do not match their sha256: "
@@ -264,33 +313,57 @@ def download(plan: Plan, home, *, progress=None) -> list[dict]:
     for folder in sorted({_target(home, f).parent for f in plan.files if not f.local}):
         sweep(folder)
     check_disk_space(plan, home)
-    results = []
+    results: dict[str, dict] = {}
     for item in plan.files:
         if item.present or item.local:
-            results.append({"dest": item.dest, "status": "present", "verified": item.verified})
-            continue
-        target = _target(home, item)
-        fetch(plan.remotes[item.dest], target, what=clean(item.dest), progress=progress,
-              untrusted=item.verified is False)
-        item.present, item.verified, item.partial = True, bool(item.sha256) or None, 0
-        if item.sha256:
-            remember(target, item.sha256)  # verified before the rename: the next run need not hash it
-        results.append({"dest": item.dest, "status": "downloaded", "size": target.stat().st_size,
-                        "verified": item.verified})
-    return results
+            results[item.dest] = {"dest": item.dest, "status": "present", "verified": item.verified}
+    todo = [f for f in plan.files if f.dest not in results]
+    cancel = threading.Event()
+    if jobs <= 1 or len(todo) <= 1:
+        for item in todo:  # in this thread: Ctrl-C reaches the transfer directly
+            results[item.dest] = _obtain(plan, home, item, progress, connections, cancel)
+    else:
+        _obtain_all(plan, home, todo, results, progress, connections, cancel, jobs)
+    return [results[f.dest] for f in plan.files]
+
+
+def _obtain_all(plan: Plan, home, todo: list[FilePlan], results: dict, progress, connections, cancel, jobs) -> None:
+    """``jobs`` files at a time; the first failure (or Ctrl-C) cancels the rest at their next chunk."""
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wangp-download")
+    futures = {pool.submit(_obtain, plan, home, item, progress, connections, cancel): item for item in todo}
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            cancel.set()
+            wait(futures)
+            raise failed[0].exception()
+        for future, item in futures.items():
+            results[item.dest] = future.result()
+    finally:
+        cancel.set()  # a failure or Ctrl-C: the others stop at their next chunk, their partial files kept
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def plan_for(catalog: Catalog, model_ids: list[str], preference: Preference, *, all_variants: bool = False,
              components: bool = True, network: bool | None = None, verify: bool = False, rehash: bool = False,
-             report=None, roles: tuple[str, ...] | None = None) -> Plan:
+             report=None, roles: tuple[str, ...] | None = None, link_from: list[Path] | None = None,
+             link_mode: str = "auto") -> Plan:
     """Build and resolve the plan (sizes over the network unless offline); ``roles`` keeps only the files of
-    those roles (``("transformer", "transformer2")``: the transformers alone)."""
+    those roles (``("transformer", "transformer2")``: the transformers alone); ``link_from``: folders where
+    missing files are looked for before downloading (see download.reuse)."""
     plan = build_plan(catalog, model_ids, preference, all_variants=all_variants, components=components)
     if roles is not None:
         plan.files = [f for f in plan.files if f.role in roles]
     if network is None:
         network = not offline()
-    return resolve_plan(plan, catalog.home, network=network, verify=verify, rehash=rehash, report=report)
+    index = None
+    if link_from:
+        from wangp_cli.download.reuse import ReuseIndex
+
+        index = ReuseIndex.scan(link_from)
+    return resolve_plan(plan, catalog.home, network=network, verify=verify, rehash=rehash, report=report,
+                        reuse=index, link_mode=link_mode)
 
 
 def offline_error(plan: Plan) -> WangpError:

@@ -61,6 +61,7 @@ class FilePlan:
     url: str = ""  # what is fetched: the source without a v12 ``|subfolder`` (default: the source)
     candidates: tuple[str, ...] = ()  # v12: where WanGP looks for it, in order (empty: ``dest`` only)
     found: str | None = None  # where it is on disk, once resolved (None: missing)
+    reuse: object | None = None  # download.reuse.Reuse: a copy found in a --link-from folder, linked or copied
 
     def __post_init__(self):
         self.url = self.url or self.source
@@ -82,23 +83,31 @@ class FilePlan:
 
     @property
     def state(self) -> str:
-        """present, present (size only), mismatch (on disk but its SHA-256 differs), partial or missing."""
+        """present, present (size only), reuse (a --link-from copy is linked or copied instead of fetched),
+        mismatch (on disk but its SHA-256 differs), partial or missing."""
         if self.present:
             return "present" if self.verified else "present (size only)"
+        if self.reuse is not None:
+            return "reuse"
         if self.verified is False:
             return "mismatch"
         return "partial" if self.partial else "missing"
 
     @property
     def to_fetch(self) -> int:
-        """Bytes still to download (0 when present or the size is unknown)."""
-        return 0 if self.present or self.size is None else max(0, self.size - self.partial)
+        """Bytes still to download (0 when present, reused or the size is unknown)."""
+        if self.present or self.reuse is not None or self.size is None:
+            return 0
+        return max(0, self.size - self.partial)
 
     def to_dict(self) -> dict:
+        reuse = self.reuse
         return {"dest": self.dest, "source": self.source, "kind": self.kind, "format": self.format,
                 "role": self.role, "owners": self.owners, "found": self.found, "size": self.size,
                 "sha256": self.sha256, "present": self.present, "state": self.state, "verified": self.verified,
-                "partial_bytes": self.partial, "bytes_to_fetch": self.to_fetch}
+                "partial_bytes": self.partial, "bytes_to_fetch": self.to_fetch,
+                "reuse": None if reuse is None else {"from": str(reuse.source), "method": reuse.method,
+                                                     "verified": reuse.verified}}
 
 
 @dataclass
@@ -142,7 +151,8 @@ class Plan:
                                for c in self.components],
                 "summary": {"files": len(self.files), "missing": len(self.missing),
                             "total_bytes": self.total_bytes, "missing_bytes": self.missing_bytes,
-                            "unknown_sizes": sum(1 for f in self.files if f.size is None)}}
+                            "unknown_sizes": sum(1 for f in self.files if f.size is None),
+                            "reused": sum(1 for f in self.files if f.state == "reuse")}}
 
 
 class _Builder:
