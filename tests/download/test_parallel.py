@@ -96,13 +96,13 @@ def test_pieces_cover_the_file_in_order_and_split_the_tail():
     assert [p.done for p in pieces.pieces] == [3 << 20, 0] and pieces.prefix() == 3 << 20
     first, second = pieces.take(), pieces.take()
     assert (first.pos, second.pos) == (3 << 20, 4 << 20) and pieces.take() is None  # 1 MiB left: no split
-    pieces = PieceMap(40 << 20, [Piece(0, 20 << 20, done=1 << 20), Piece(20 << 20, 40 << 20)])
+    pieces = PieceMap(160 << 20, [Piece(0, 80 << 20, done=4 << 20), Piece(80 << 20, 160 << 20)])
     first, second = pieces.take(), pieces.take()
     tail = pieces.take()  # nothing pending: the piece in flight with the most left is split in two
-    assert (second.end, tail.start, tail.end) == (30 << 20, 30 << 20, 40 << 20)
-    assert pieces.take().start == (20 << 20) - (19 << 20) // 2  # then the other one, halving its 19 MiB left
+    assert (second.end, tail.start, tail.end) == (120 << 20, 120 << 20, 160 << 20)
+    assert pieces.take().start == (80 << 20) - (76 << 20) // 2  # then the other one, halving its 76 MiB left
     assert pieces.take() is None  # under 2 x SPLIT_MIN left anywhere
-    assert [(p.start, p.end) for p in pieces.pieces][-1] == (30 << 20, 40 << 20)
+    assert [(p.start, p.end) for p in pieces.pieces][-1] == (120 << 20, 160 << 20)
 
 
 def test_retry_after_seconds_and_http_date(monkeypatch):
