@@ -19,10 +19,19 @@ class DataFormat(str, Enum):
     json = "json"
 
 
+class ProgressFormat(str, Enum):
+    """Long-running commands (download, quantize, generate): jsonl streams events (docs/events.md)."""
+
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+
+
 class ReportFormat(str, Enum):
     text = "text"
     json = "json"
     github = "github"
+    sarif = "sarif"
 
 
 class Quantization(str, Enum):

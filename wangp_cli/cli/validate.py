@@ -37,7 +37,8 @@ def validate_command(
         help="Definition files or folders (default: finetunes/ of the home folder).", show_default=False)] = None,
     format: Annotated[Optional[ReportFormat], typer.Option(
         "--format", "-f", help="text (default), json (one document), github (workflow annotations; the default "
-                               "when GITHUB_ACTIONS=true).", show_default=False)] = None,
+                               "when GITHUB_ACTIONS=true), sarif (SARIF 2.1.0 log for code scanning).",
+        show_default=False)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     target: TargetOption = Target.v12,
     ignore: Annotated[Optional[List[str]], typer.Option(
@@ -53,7 +54,8 @@ def validate_command(
     """Check definitions: JSON syntax, required keys, architectures, URLs, references, naming, settings.
 
     Prints `path:line:col: CODE message`; exit 0 when clean (warnings allowed unless --strict), 1 on findings,
-    2 on usage errors. Examples: wangp validate; wangp validate finetunes/ --format github --strict
+    2 on usage errors. Examples: wangp validate; wangp validate finetunes/ --format github --strict;
+    wangp validate finetunes/ --format sarif -o wangp.sarif (docs/github.md)
     """
     from wangp_cli.core import report
     from wangp_cli.core.jsonio import atomic_write_text
@@ -70,6 +72,10 @@ def validate_command(
         lines = [report.as_json(result)]
     elif format is ReportFormat.github:
         lines = report.as_github(result)
+    elif format is ReportFormat.sarif:
+        from wangp_cli.core.sarif import as_sarif
+
+        lines = [as_sarif(result)]
     else:
         color = not output_file and use_color(sys.stdout)
         lines = report.as_text(result, hints=hints, paint=lambda text, style: paint(text, style, color),

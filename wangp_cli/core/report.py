@@ -1,10 +1,14 @@
-"""Rendering a validation report: text lines, summary line, JSON document, GitHub workflow commands."""
+"""Rendering a validation report: text lines, summary line, JSON document, GitHub workflow commands.
+
+SARIF logs are built by :mod:`wangp_cli.core.sarif`; :func:`is_report` knows them too.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 
+from wangp_cli.core import sarif
 from wangp_cli.core.jsonio import json_text
 from wangp_cli.core.safety import clean, escape_controls
 from wangp_cli.core.validation import Report
@@ -87,5 +91,5 @@ def is_report(path: str | os.PathLike) -> bool:
     if not text.strip():
         return True
     if text.lstrip().startswith("{"):
-        return re.search(r'^\{\s*"schema": "wangp\.validate/1"', text.lstrip()) is not None
+        return re.search(r'^\{\s*"schema": "wangp\.validate/1"', text.lstrip()) is not None or sarif.is_own_log(text)
     return text.startswith(("::error ", "::warning ")) or _SUMMARY.match(last) is not None
