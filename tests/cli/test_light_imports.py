@@ -59,8 +59,9 @@ def run_commands(stand_ins, home, commands) -> dict:
     [["validate"], ["validate", "--format", "json"]],
     [["show", "t2v_fusionix"], ["show", "vace_14B_fusionix", "--format", "json"]],
     [["export-settings", "t2v_fusionix"]],
+    [["files"], ["files", "--format", "json"], ["gc"], ["rm", "t2v_fusionix", "--dry-run"], ["gallery", "--help"]],
     [["--help"], ["list"], ["validate"], ["show", "t2v_fusionix"], ["export-settings", "t2v_fusionix"], ["schema"]],
-], ids=["help", "list", "validate", "show", "export-settings", "all"])
+], ids=["help", "list", "validate", "show", "export-settings", "disk", "all"])
 def test_light_commands_do_not_import_heavy_packages(stand_ins, shipped_home, commands):
     report = run_commands(stand_ins, shipped_home, commands)
     assert report["codes"] == [0] * len(commands)
