@@ -10,7 +10,8 @@ from typer.core import TyperGroup
 
 from wangp_cli import __version__
 from wangp_cli.cli import (
-    doctor, download, export_settings, generate, inspect, list_models, new, quantize, schema, show, validate,
+    doctor, download, export_settings, files, gallery, generate, inspect, list_models, new, quantize, schema, show,
+    validate,
 )
 from wangp_cli.cli._options import ColorMode
 from wangp_cli.cli._output import settings
@@ -85,6 +86,8 @@ new.register(app)
 schema.register(app)
 generate.register(app)
 doctor.register(app)
+files.register(app)
+gallery.register(app)
 
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "-qq", "-vv", "-qqq", "-vvv"}
