@@ -214,7 +214,8 @@ def test_a_broken_definition_protects_the_files_it_names(shared_home):
     result = wangp(home, "gc", "--delete")
     assert "broken.json cannot be read as a definition (is not valid JSON" in result.stderr
     assert "its files are kept" in result.stderr
-    assert "alien.json cannot be read as a definition" in result.stderr
+    # one WanGP version plans it (July does not check the architecture), so its files are known: no warning
+    assert "alien.json" not in result.stderr
     assert (home / "ckpts/keep_me_bf16.safetensors").is_file() and (home / "ckpts/alien_bf16.safetensors").is_file()
     assert not (home / "ckpts/really_unused.bin").exists()
     users = {f["on_disk"]: f["users"] for f in files_json(home)["files"]}

@@ -127,6 +127,7 @@ def build_references(home: Home, extra_ids: tuple[str, ...] = (), targets: tuple
     files kept whatever uses them."""
     refs = References(keep=tuple(keep))
     failed: dict[str, list[str]] = {}  # id -> why it could not be planned, per target
+    planned: set[str] = set()  # ids that at least one target could plan
     sources: dict[str, Source] = {}
     for target in targets:
         catalog = Catalog(home, target)
@@ -145,6 +146,7 @@ def build_references(home: Home, extra_ids: tuple[str, ...] = (), targets: tuple
                 why = exc.message if isinstance(exc, WangpError) else f"{type(exc).__name__}: {exc}"
                 failed.setdefault(model_id, []).append(f"{target}: {why}")
                 continue
+            planned.add(model_id)
             for item in plan.files:
                 for path in {item.dest, *item.lookup}:
                     for form in _relative(home.root, path):
@@ -152,6 +154,8 @@ def build_references(home: Home, extra_ids: tuple[str, ...] = (), targets: tuple
             for request in plan.components:
                 refs.add(request.dest, model_id, folder=True)
     for model_id, reasons in sorted(failed.items()):
+        if model_id in planned:
+            continue  # one WanGP version cannot load it (a WanGP 12 definition in July's format): nothing to keep
         source = sources.get(model_id)
         if source is None or not _is_regular(source.path):
             continue  # a base id no file of the home defines; a folder or FIFO named *.json (list reports it)
