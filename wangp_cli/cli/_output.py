@@ -136,9 +136,29 @@ INTERRUPT_HINTS = {
 }
 
 
+#: Modules of the ``generate`` extra (``pip install 'wangp[generate]'``) by import name, with their PyPI names:
+#: the light install (``pip install wangp``) has none of them.
+GENERATE_EXTRA = {"torch": "torch", "safetensors": "safetensors", "optimum": "optimum-quanto",
+                  "optimum.quanto": "optimum-quanto", "diffusers": "diffusers", "transformers": "transformers",
+                  "imageio_ffmpeg": "imageio-ffmpeg", "accelerate": "accelerate", "peft": "peft", "ftfy": "ftfy",
+                  "gguf": "gguf"}
+
+
+def missing_extra(exc: BaseException) -> WangpError | None:
+    """The error for a command run without the ``generate`` extra: an import of one of its packages themselves
+    failed (not a submodule missing from an installed package, which is a broken install or a bug)."""
+    if not isinstance(exc, ModuleNotFoundError) or exc.name not in GENERATE_EXTRA:
+        return None
+    command = f"wangp {STATE.command}" if STATE.command else "this command"
+    return WangpError(f"{command} needs the generation extra: pip install 'wangp[generate]'", code="missing-extra",
+                      hint=f"{GENERATE_EXTRA[exc.name]} is not installed in {sys.prefix}; the light install "
+                           "(pip install wangp) covers validate, list, show, export-settings and download")
+
+
 def handle_errors(command):
     """Exit codes in one place: WangpError -> its code, OSError -> 1 with one line, Ctrl-C -> 130 with one
-    line, anything else -> 70 (internal error) with a hint to rerun with WANGP_DEBUG=1."""
+    line, a package of the generate extra not installed -> 1 saying which extra to install, anything else -> 70
+    (internal error) with a hint to rerun with WANGP_DEBUG=1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -169,6 +189,10 @@ def handle_errors(command):
         except Exception as exc:  # noqa: BLE001 - the one place that maps unexpected errors
             if os.environ.get("WANGP_DEBUG"):
                 raise
+            missing = missing_extra(exc)
+            if missing is not None:  # a light install asked to generate, quantize, ...
+                fail(missing)
+                raise typer.Exit(missing.exit_code) from None
             fail(WangpError(f"internal error: {type(exc).__name__}: {exc}",
                             hint="rerun with WANGP_DEBUG=1 for the traceback, and report it"))
             raise typer.Exit(EXIT_INTERNAL) from None

@@ -3,6 +3,7 @@ generation self-test."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -55,12 +56,19 @@ def doctor_command(
     vram: Annotated[Optional[float], typer.Option(metavar="GIB", help="Plan the profiles for a GPU with this many "
                                                   "GiB of free VRAM instead of this machine's (e.g. --vram 24).",
                                                   show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="DIR", help="Keep the self-test's "
+                                                  "mp4 and its JSON sidecar in this folder (e.g. outputs) and print "
+                                                  "its path and stage timings.", show_default=False)] = None,
     format: FormatOption = DataFormat.text,
 ) -> None:
     """Report versions, the GPU (capability, free VRAM, bf16), RAM, the attention kernels installed, the profile
-    generate would pick for each architecture at 480p and 720p, and run an offline self-test of generation."""
+    generate would pick for each architecture at 480p and 720p, and run an offline self-test of generation
+    (--output DIR keeps its video)."""
     if vram is not None and not 0 < vram < 1e6:
         raise UsageError(f"--vram {vram}: a number of GiB above 0", hint="e.g. --vram 24")
+    if output is not None and not self_test:
+        raise UsageError("--output keeps the self-test's video: it cannot be combined with --no-self-test",
+                         hint="wangp doctor --output outputs")
     from wangp_cli.generate.doctor import environment_report, self_test as run_self_test
     from wangp_cli.generate.engine import quiet_libraries
 
@@ -69,7 +77,7 @@ def doctor_command(
 
     report = environment_report(vram)
     if self_test:
-        report["self_test"] = run_self_test()
+        report["self_test"] = run_self_test(output=Path(output) if output is not None else None)
     if format is DataFormat.json:
         emit_json(report)
     else:
@@ -94,6 +102,11 @@ def doctor_command(
             state = "ok" if test["ok"] else f"FAILED: {test['error']}"
             emit(f"{'self-test':<16}{state} ({test.get('frames', 0)} frames "
                  f"{test.get('width', 0)}x{test.get('height', 0)} in {test['seconds']:.1f} s)")
+            if test.get("timings"):
+                emit(f"{'stages':<16}" + ", ".join(f"{name} {seconds:.2f} s"
+                                                   for name, seconds in test["timings"].items()))
+            if test.get("path"):
+                emit(f"{'video':<16}{test['path']}")
     if self_test and not report["self_test"]["ok"]:
         raise WangpError("the generation self-test failed", code="self-test",
                          hint="rerun with WANGP_DEBUG=1 and -v for details")

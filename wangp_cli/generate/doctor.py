@@ -115,9 +115,14 @@ def environment_report(vram_gib: float | None = None) -> dict:
             "attention": attention_report("cuda" if "capability" in device else "cpu"), "profiles": profiles}
 
 
-def self_test(kind: str = "t2v") -> dict:
+def self_test(kind: str = "t2v", output: Path | None = None) -> dict:
     """Generate 5 frames at 64x64 with a tiny random model of ``kind`` (default Wan 2.1 t2v; ``"t2v_2_2"``: Wan 2.2
-    A14B, both transformers; ``"ti2v_2_2"``: TI2V 5B) written in WanGP's layout, read the mp4 back."""
+    A14B, both transformers; ``"ti2v_2_2"``: TI2V 5B) written in WanGP's layout, read the mp4 back.
+
+    The video goes through the same request, preflight and generator as ``wangp generate``; with ``output`` (a
+    folder) it and its JSON sidecar are kept there (``path``, ``sidecar`` and the stage ``timings`` in the report),
+    otherwise they go with the temporary folder. A refusal of that folder (not writable, no room) is raised, as
+    ``generate`` raises it."""
     from wangp_cli.generate.tiny import make_home
 
     start = time.perf_counter()
@@ -131,14 +136,21 @@ def self_test(kind: str = "t2v") -> dict:
 
             home = make_home(Path(folder), kind)
             catalog = Catalog(Home(folder))
+            where = Path(output).absolute() if output is not None else Path(folder) / "outputs"
             request = build_request(catalog, home.model_id, {"frames": 5, "seed": 0}, preference=home.preference,
-                                    output=Path(folder) / "outputs", pipeline_kwargs=home.pipeline_kwargs)
+                                    output=where, pipeline_kwargs=home.pipeline_kwargs)
             preflight(catalog, request)
             record = Generator(catalog).generate(request)
             probe = probe_video(record["path"])
         ok = probe["frames"] == 5 and (probe["width"], probe["height"]) == (64, 64)
+        kept = {"path": record["path"], "sidecar": record["sidecar"]} if output is not None else {}
         return {"ok": ok, "error": None if ok else f"unexpected video {probe}", "seconds": time.perf_counter() - start,
-                "frames": probe["frames"], "width": probe["width"], "height": probe["height"]}
+                "frames": probe["frames"], "width": probe["width"], "height": probe["height"],
+                "timings": record["timings"], **kept}
     except Exception as exc:  # noqa: BLE001 - reported, not raised: doctor explains what fails
+        from wangp_cli.core.errors import WangpError
+
+        if output is not None and isinstance(exc, WangpError):  # the folder given (not writable, full, a file)
+            raise
         detail = traceback.format_exc() if os.environ.get("WANGP_DEBUG") else ""
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}{detail}", "seconds": time.perf_counter() - start}
