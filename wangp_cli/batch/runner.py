@@ -342,8 +342,9 @@ class ResultsFile:
 
 
 def run_serial(catalog: Catalog, planned: list[Planned], options: BatchOptions, *, reporter=None,
-               on_result=None) -> list[dict]:
-    """Run the jobs in this process, in the given (grouped) order; a model is loaded once per definition."""
+               on_result=None, on_start=None) -> list[dict]:
+    """Run the jobs in this process, in the given (grouped) order; a model is loaded once per definition.
+    ``on_start(item)`` before each job that runs (not the skipped ones), ``on_result(record)`` after each."""
     from wangp_cli.generate.runner import Generator
 
     todo, records = pending(planned, options.force)
@@ -353,6 +354,8 @@ def run_serial(catalog: Catalog, planned: list[Planned], options: BatchOptions, 
     generator = Generator(catalog, reporter)
     try:
         for item in todo:
+            if on_start:
+                on_start(item)
             record = run_job(generator, item)
             records.append(record)
             if on_result:
@@ -380,8 +383,9 @@ def results_name(selected: tuple[int, int] | None) -> str:
 
 def run_manifest(catalog: Catalog, planned: list[Planned], options: BatchOptions, results_path: Path, *,
                  ray_address: str | None = None, ray_actors: int | None = None, retries: int = 1,
-                 on_result=None) -> list[dict]:
-    """Run the planned jobs (here, or on Ray when ``ray_address`` is given), every record into the results file."""
+                 on_result=None, reporter=None, on_start=None) -> list[dict]:
+    """Run the planned jobs (here, or on Ray when ``ray_address`` is given), every record into the results file.
+    ``reporter`` and ``on_start``: as :func:`run_serial`'s (here only: Ray actors report nothing but records)."""
     with ResultsFile(results_path) as sink:
         def record(result: dict) -> None:
             sink.write(result)
@@ -393,7 +397,7 @@ def run_manifest(catalog: Catalog, planned: list[Planned], options: BatchOptions
 
             return run_ray(catalog, planned, options, address=ray_address, actors=ray_actors, retries=retries,
                            on_result=record)
-        return run_serial(catalog, planned, options, on_result=record)
+        return run_serial(catalog, planned, options, on_result=record, reporter=reporter, on_start=on_start)
 
 
 def summary(records: list[dict]) -> dict:

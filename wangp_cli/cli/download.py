@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -9,9 +10,10 @@ from typing import Annotated, List, Optional
 import typer
 
 from wangp_cli.cli._options import (
-    DataFormat, Dtype, DtypeOption, FormatOption, LinkMode, Quantization, QuantizationOption, Target, TargetOption,
+    Dtype, DtypeOption, LinkMode, ProgressFormat, Quantization, QuantizationOption, Target, TargetOption,
 )
-from wangp_cli.cli._output import emit, emit_json, handle_errors, log, open_catalog, settings, warn
+from wangp_cli.cli._output import emit, emit_json, handle_errors, log, open_catalog, settings
+from wangp_cli.cli._progress import ProgressFormatOption, event_session, warn_both
 from wangp_cli.core.safety import clean
 
 
@@ -43,7 +45,7 @@ def download_command(
     link_mode: Annotated[LinkMode, typer.Option("--link-mode", help="How a found file is reused: auto (hard "
                          "link, else reflink, else copy), hardlink, reflink or copy.")] = LinkMode.auto,
     target: TargetOption = Target.v12,
-    format: FormatOption = DataFormat.text,
+    format: ProgressFormatOption = ProgressFormat.text,
 ) -> None:
     """Download the chosen variant, preload_URLs, modules and base components into ckpts/.
 
@@ -59,9 +61,17 @@ def download_command(
     again), others are "present (size only)".
     Large files come over several Range connections at once (--connections), several files at once (--jobs);
     an interrupted transfer, even killed, resumes per range. --link-from reuses copies other tools already have.
+    --format jsonl streams the plan, the bytes of each file and each file done as JSON lines (docs/events.md).
     Examples: wangp download t2v_fusionix; wangp download --all --dry-run --format json;
     wangp download t2v --link-from ~/ComfyUI/models --link-from ~/.cache/huggingface/hub
     """
+    with event_session(ctx, "download", format) as events:
+        _download(ctx, model_ids, all_, quantization, dtype, all_variants, components, dry_run, verify, connections,
+                  jobs, link_from, link_mode, target, format, events)
+
+
+def _download(ctx, model_ids, all_, quantization, dtype, all_variants, components, dry_run, verify, connections,
+              jobs, link_from, link_mode, target, format, events) -> None:
     from wangp_cli import download as core
     from wangp_cli.core.errors import UsageError
     from wangp_cli.core.variants import Preference
@@ -78,37 +88,47 @@ def download_command(
                    report=lambda text: log(ctx, text), link_from=link_dirs([str(p) for p in link_from or []]),
                    link_mode=link_mode.value)
     preference = Preference(quantization.value, dtype.value)
-    try:
-        plan = core.plan_for(catalog, ids, preference, network=not is_offline, **options)
-    except core.UnreachableError as exc:
-        if not dry_run:
-            raise
-        warn(f"{exc.message}; planning without the network")
-        no_network = "no network"
-        plan = core.plan_for(catalog, ids, preference, network=False, **options)
+    with events.stage("plan") if events else contextlib.nullcontext():
+        try:
+            plan = core.plan_for(catalog, ids, preference, network=not is_offline, **options)
+        except core.UnreachableError as exc:
+            if not dry_run:
+                raise
+            warn_both(events, f"{exc.message}; planning without the network")
+            no_network = "no network"
+            plan = core.plan_for(catalog, ids, preference, network=False, **options)
     for notice in plan.notices:
-        warn(notice)
+        warn_both(events, notice)
     if dry_run:
-        _print_plan(plan, format, no_network)
+        _print_plan(plan, format, no_network, events)
         return
     if is_offline and plan.missing:
         raise core.offline_error(plan)
     state = settings(ctx)
-    progress = None
-    if plan.missing and format is DataFormat.text and state.quiet <= 0 and sys.stderr.isatty():
+    progress, on_file = None, None
+    if events:
+        from wangp_cli.cli._progress import JsonlTransfers
+
+        events.emit("plan", summary=plan.to_dict()["summary"])
+        progress = JsonlTransfers(events)
+        on_file = progress.file_done
+    elif plan.missing and format is ProgressFormat.text and state.quiet <= 0 and sys.stderr.isatty():
         from wangp_cli.cli._progress import RichProgress
 
         progress = RichProgress(plan.missing_bytes)
     try:
-        results = core.download(plan, catalog.home, progress=progress, jobs=jobs, connections=connections)
+        with events.stage("transfer") if events else contextlib.nullcontext():
+            results = core.download(plan, catalog.home, progress=progress, jobs=jobs, connections=connections,
+                                    on_file=on_file)
     finally:
         if progress:
             progress.close()
-    if format is DataFormat.json:
-        emit_json({"schema": "wangp.download/1", "offline": is_offline, "files": results,
-                   "summary": {"downloaded": sum(r["status"] == "downloaded" for r in results),
-                               "reused": sum(r["status"] == "reused" for r in results),
-                               "present": sum(r["status"] == "present" for r in results)}})
+    if format is not ProgressFormat.text:
+        document = {"schema": "wangp.download/1", "offline": is_offline, "files": results,
+                    "summary": {"downloaded": sum(r["status"] == "downloaded" for r in results),
+                                "reused": sum(r["status"] == "reused" for r in results),
+                                "present": sum(r["status"] == "present" for r in results)}}
+        _print_document(document, events)
         return
     for result in results:
         status = result["status"]
@@ -123,9 +143,18 @@ def download_command(
              + f"{counts['present']} already present" + (" (offline)." if is_offline else "."))
 
 
-def _print_plan(plan, format: DataFormat, no_network: str | None) -> None:
-    if format is DataFormat.json:
-        emit_json({"schema": "wangp.download-plan/1", "offline": no_network is not None, **plan.to_dict()})
+def _print_document(document: dict, events) -> None:
+    """--format json: the document; jsonl: the same document as the final ``result`` event."""
+    if events is not None:
+        events.result(document)
+    else:
+        emit_json(document)
+
+
+def _print_plan(plan, format: ProgressFormat, no_network: str | None, events=None) -> None:
+    if format is not ProgressFormat.text:
+        document = {"schema": "wangp.download-plan/1", "offline": no_network is not None, **plan.to_dict()}
+        _print_document(document, events)
         return
     for item in plan.files:
         size = f"{item.size:,}" if item.size is not None else "?"

@@ -10,9 +10,10 @@ from typing import Annotated, List, Optional
 import typer
 
 from wangp_cli.cli._options import (
-    DataFormat, Dtype, DtypeOption, FormatOption, Quantization, QuantizationOption, Target, TargetOption,
+    Dtype, DtypeOption, ProgressFormat, Quantization, QuantizationOption, Target, TargetOption,
 )
 from wangp_cli.cli._output import emit, emit_json, handle_errors, open_catalog, settings, warn
+from wangp_cli.cli._progress import JsonlReporter, ProgressFormatOption, event_session, warn_both
 from wangp_cli.core.errors import UsageError
 from wangp_cli.generate.accel import ATTENTION_CHOICES
 from wangp_cli.generate.cache import CACHE_TYPES
@@ -39,8 +40,8 @@ CACHE_HELP = ("Step cache ('skip_steps_cache_type'): none, mag (MagCache), tea (
 class StageReporter:
     """Stage lines with timings on stderr, and a bar over denoising steps on a terminal."""
 
-    def __init__(self, ctx: typer.Context, format: DataFormat):
-        self.quiet = settings(ctx).quiet > 0 or format is DataFormat.json
+    def __init__(self, ctx: typer.Context, format: ProgressFormat):
+        self.quiet = settings(ctx).quiet > 0 or format is not ProgressFormat.text
         self.bar = None
         self.task = None
         self.tty = sys.stderr.isatty()
@@ -184,89 +185,97 @@ def generate_command(
                                                          "('skip_steps_start_step_perc', 0 to 100).",
                                                          show_default=False, rich_help_panel="Speed")] = None,
     target: TargetOption = Target.v12,
-    format: FormatOption = DataFormat.text,
+    format: ProgressFormatOption = ProgressFormat.text,
 ) -> None:
     """Generate a video (or an image) with a definition's transformer (16-bit or quanto int8) and diffusers.
 
     Settings merge as WanGP's: architecture < definition < settings/<id>_settings.json < these flags. The mp4 (the
     PNG/JPEG/WebP of image models) holds the settings in WanGP's metadata format; a JSON sidecar holds the result
     record.
+    --format jsonl streams the stages (download, load, encode, denoise, decode, save), each denoising step and,
+    with --manifest, each job done or failed as JSON lines, the json record last (docs/events.md).
     Examples: wangp generate -m t2v_fusionix --prompt "a cat surfing"; wangp generate -m i2v --image cat.png
     """
-    from wangp_cli.core.variants import Preference
-    from wangp_cli.generate.engine import PROFILES
-    from wangp_cli.generate.request import build_request
-    from wangp_cli.generate.runner import preflight
+    with event_session(ctx, "generate", format) as events:
+        from wangp_cli.core.variants import Preference
+        from wangp_cli.generate.engine import PROFILES
+        from wangp_cli.generate.request import build_request
+        from wangp_cli.generate.runner import preflight
 
-    if profile is not None and profile not in PROFILES:
-        raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
-    catalog = open_catalog(ctx, target.value)
-    preference = Preference(quantization.value, dtype.value)
-    asked = tuple(name for name in ("quantization", "dtype")  # given on the command line (or by a variable)
-                  if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"))
-    flags = {"prompt": prompt, "negative_prompt": negative_prompt, "resolution": resolution, "frames": frames,
-             "steps": steps, "guidance": guidance, "embedded_guidance": embedded_guidance, "flow_shift": flow_shift,
-             "seed": seed, "cache": cache.value if cache is not None else None,
-             "cache_multiplier": cache_multiplier, "cache_start": cache_start}
-    single = {"--finetune": finetune, "--image": image, "--last-image": last_image, "--control-video": control_video,
-              "--mask": mask, "--reference-image": reference_image, "--lora": lora, **{f"--{k.replace('_', '-')}": v
-                                                                       for k, v in flags.items()}}
-    if manifest is not None:
-        given = [name for name, value in single.items() if value not in (None, [], ())]
-        if given:
-            raise UsageError(f"{', '.join(given)} cannot be combined with --manifest",
-                             hint="put per-job values in the manifest's records")
-        return run_manifest(ctx, catalog, manifest, preference, output=output,
-                            profile=profile, components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
-                            shard_text=shard, force=force, results=results, dry_run=dry_run, export_wangp=export_wangp,
-                            ray=ray_address or ("local" if ray else None),
-                            ray_actors=ray_actors, retries=retries, format=format, asked=asked,
-                            attention=attention.value, compile=compile,
-                            image_format=image_format.value if image_format else None, no_audio=no_audio)
-    batch_only = [name for name, value in {"--shard": shard, "--force": force, "--results": results,
-                                           "--export-wangp": export_wangp, "--ray": ray, "--ray-address": ray_address,
-                                           "--ray-actors": ray_actors}.items() if value]
-    if batch_only:
-        raise UsageError(f"{', '.join(batch_only)} only work{'s' if len(batch_only) == 1 else ''} with --manifest",
-                         hint="wangp generate --manifest jobs.jsonl ... (see docs/batch.md)")
-    if finetune is None:
-        raise UsageError("give --finetune ID (one video) or --manifest FILE (a batch)",
-                         hint="e.g. wangp generate -m t2v_fusionix --prompt \"a cat surfing\"")
-    request = build_request(catalog, finetune, flags, preference=preference,
-                            image=image, last_image=last_image, control_video=control_video, mask=mask,
-                            reference_images=reference_image or [], output=output, profile=profile,
-                            components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []), asked=asked,
-                            loras=lora or [], attention=attention.value, compile=compile,
-                            image_format=image_format.value if image_format else None, no_audio=no_audio)
-    checked = preflight(catalog, request)  # before a seed is drawn or torch imported
-    for message in checked.warnings:
-        warn(message)
-    if dry_run:
-        return _print_plan(request, checked, format)
-    from wangp_cli.generate.engine import quiet_libraries
-    from wangp_cli.generate.runner import Generator
+        if profile is not None and profile not in PROFILES:
+            raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
+        catalog = open_catalog(ctx, target.value)
+        preference = Preference(quantization.value, dtype.value)
+        asked = tuple(name for name in ("quantization", "dtype")  # given on the command line (or by a variable)
+                      if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT",
+                                                                                            "DEFAULT_MAP"))
+        flags = {"prompt": prompt, "negative_prompt": negative_prompt, "resolution": resolution, "frames": frames,
+                 "steps": steps, "guidance": guidance, "embedded_guidance": embedded_guidance,
+                 "flow_shift": flow_shift, "seed": seed, "cache": cache.value if cache is not None else None,
+                 "cache_multiplier": cache_multiplier, "cache_start": cache_start}
+        single = {"--finetune": finetune, "--image": image, "--last-image": last_image,
+                  "--control-video": control_video, "--mask": mask, "--reference-image": reference_image,
+                  "--lora": lora, **{f"--{k.replace('_', '-')}": v for k, v in flags.items()}}
+        if manifest is not None:
+            given = [name for name, value in single.items() if value not in (None, [], ())]
+            if given:
+                raise UsageError(f"{', '.join(given)} cannot be combined with --manifest",
+                                 hint="put per-job values in the manifest's records")
+            return run_manifest(ctx, catalog, manifest, preference, output=output, profile=profile,
+                                components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
+                                shard_text=shard, force=force, results=results, dry_run=dry_run,
+                                export_wangp=export_wangp, ray=ray_address or ("local" if ray else None),
+                                ray_actors=ray_actors, retries=retries, format=format, asked=asked,
+                                attention=attention.value, compile=compile,
+                                image_format=image_format.value if image_format else None, no_audio=no_audio,
+                                events=events)
+        batch_only = [name for name, value in {"--shard": shard, "--force": force, "--results": results,
+                                               "--export-wangp": export_wangp, "--ray": ray,
+                                               "--ray-address": ray_address, "--ray-actors": ray_actors}.items()
+                      if value]
+        if batch_only:
+            raise UsageError(f"{', '.join(batch_only)} only work{'s' if len(batch_only) == 1 else ''} with "
+                             "--manifest", hint="wangp generate --manifest jobs.jsonl ... (see docs/batch.md)")
+        if finetune is None:
+            raise UsageError("give --finetune ID (one video) or --manifest FILE (a batch)",
+                             hint="e.g. wangp generate -m t2v_fusionix --prompt \"a cat surfing\"")
+        request = build_request(catalog, finetune, flags, preference=preference,
+                                image=image, last_image=last_image, control_video=control_video, mask=mask,
+                                reference_images=reference_image or [], output=output, profile=profile,
+                                components=components, pipeline_kwargs=_pipeline_args(pipeline_arg or []),
+                                asked=asked, loras=lora or [], attention=attention.value, compile=compile,
+                                image_format=image_format.value if image_format else None, no_audio=no_audio)
+        checked = preflight(catalog, request)  # before a seed is drawn or torch imported
+        for message in checked.warnings:
+            warn_both(events, message)
+        if dry_run:
+            return _print_plan(request, checked, format, events)
+        from wangp_cli.generate.engine import quiet_libraries
+        from wangp_cli.generate.runner import Generator
 
-    reporter = StageReporter(ctx, format)
-    seed = request.draw_seed()
-    if not reporter.quiet:
-        sys.stderr.write(f"seed {seed}\n")
-    if settings(ctx).verbose == 0:
-        quiet_libraries()
-    try:
-        record = Generator(catalog, reporter).generate(request)
-    finally:
-        reporter.close()
-    if format is DataFormat.json:
-        emit_json(record)
-    else:
-        emit(record["path"])
+        reporter = StageReporter(ctx, format) if events is None else JsonlReporter(events)
+        seed = request.draw_seed()
+        if not reporter.quiet:
+            sys.stderr.write(f"seed {seed}\n")
+        if settings(ctx).verbose == 0:
+            quiet_libraries()
+        try:
+            record = Generator(catalog, reporter).generate(request)
+        finally:
+            reporter.close()
+        if events is not None:
+            events.result(record)
+        elif format is ProgressFormat.json:
+            emit_json(record)
+        else:
+            emit(record["path"])
 
 
 def _weights_row(paths: list[str], quantized: bool, dtype: str, note: str = "") -> str:
     return ", ".join(paths) + f" ({'int8 ' if quantized else ''}{dtype}{note})"
 
 
-def _print_plan(request, checked, format: DataFormat) -> None:
+def _print_plan(request, checked, format: ProgressFormat, events=None) -> None:
     """``generate -m ID --dry-run``: what would run, after every check, without loading anything."""
     from wangp_cli.generate.request import shown
 
@@ -284,7 +293,10 @@ def _print_plan(request, checked, format: DataFormat) -> None:
             "output": str(checked.output),
             "download": checked.download, "warnings": checked.warnings, "attention": request.attention,
             "compile": request.compile, "step_cache": step_cache(request.settings), "settings": request.settings}
-    if format is DataFormat.json:
+    if events is not None:
+        events.result(plan)
+        return None
+    if format is ProgressFormat.json:
         return emit_json(plan)
     suffix = media_suffix(request)
     output = str(checked.output) + ("" if output_file(request) is not None else f"/<time>_seed<seed>_<prompt>{suffix}")
@@ -347,8 +359,11 @@ def _dry_run_line(record: dict) -> str:
 
 def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, output, profile, components,
                  pipeline_kwargs, shard_text, force, results, dry_run, export_wangp, ray, ray_actors, retries,
-                 format, asked=(), attention="auto", compile=False, image_format=None, no_audio=False) -> None:
-    """``--manifest``: every job of the manifest (or of one shard), serially or over Ray; or a check / an export."""
+                 format, asked=(), attention="auto", compile=False, image_format=None, no_audio=False,
+                 events=None) -> None:
+    """``--manifest``: every job of the manifest (or of one shard), serially or over Ray; or a check / an export.
+    ``events`` (--format jsonl): job_start, the stages and steps of each job run here, job_done / job_failed, and
+    the json document as the result."""
     import os
     import time
     from pathlib import Path
@@ -368,10 +383,12 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
     planned = runner.prepare(catalog, Path(manifest), options, selected, files=export_wangp is None)
     for item in planned:
         for message in item.warnings:
-            warn(f"{item.job.id} (line {item.job.line}): {message}")
+            warn_both(events, f"{item.job.id} (line {item.job.line}): {message}")
     if export_wangp is not None:
         records = runner.export_for_wangp(catalog, planned, Path(export_wangp))
-        if format is DataFormat.json:
+        if events is not None:
+            events.result({"jobs": records})
+        elif format is ProgressFormat.json:
             emit_json({"jobs": records})
         else:
             for record in records:
@@ -390,9 +407,12 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
             if item.request is not None:
                 record["step_cache"] = step_cache(item.request.settings)
         valid = sum(r["status"] == "valid" for r in records)
-        if format is DataFormat.json:
-            emit_json({"jobs": records, "valid": valid, "total": len(records), "attention": attention,
-                       "compile": compile})
+        document = {"jobs": records, "valid": valid, "total": len(records), "attention": attention,
+                    "compile": compile}
+        if events is not None:
+            events.result(document)
+        elif format is ProgressFormat.json:
+            emit_json(document)
         else:
             for record in records:
                 emit(_dry_run_line(record))
@@ -406,12 +426,24 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
         from wangp_cli.generate.engine import quiet_libraries
 
         quiet_libraries()
-    quiet = settings(ctx).quiet > 0 or format is DataFormat.json
+    quiet = settings(ctx).quiet > 0 or format is not ProgressFormat.text
     done = []
     start = time.perf_counter()
+    reporter = JsonlReporter(events) if events is not None else None
+    if events is not None:
+        events.emit("plan", summary={"jobs": len(planned), "invalid": sum(item.error is not None for item in planned),
+                                     "results": str(results_path)})
+
+    def on_start(item) -> None:
+        reporter.job = item.job.id
+        events.emit("job_start", id=item.job.id, model=item.job.model_id,
+                    output=str(item.output) if item.output else None)
 
     def progress(record: dict) -> None:
         done.append(record)
+        if events is not None:
+            _job_event(events, record)
+            reporter.job = None
         if not quiet:
             state = record["status"] + (f": {record['error']}" if record.get("error") else "")
             seconds = f" {record['seconds']:.1f} s" if record.get("seconds") is not None else ""
@@ -420,9 +452,12 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
                 warn(f"{record['id']}: {message}")
 
     runner.run_manifest(catalog, planned, options, results_path, ray_address=ray, ray_actors=ray_actors,
-                        retries=retries, on_result=progress)
+                        retries=retries, on_result=progress, reporter=reporter,
+                        on_start=on_start if events is not None else None)
     counts = runner.summary(done)
-    if format is DataFormat.json:
+    if events is not None:
+        events.result({"summary": counts, "results": str(results_path), "jobs": done})
+    elif format is ProgressFormat.json:
         emit_json({"summary": counts, "results": str(results_path), "jobs": done})
     else:
         emit(f"{counts['jobs']} job(s) in {time.perf_counter() - start:.1f} s: {counts['ok']} ok, "
@@ -430,6 +465,14 @@ def run_manifest(ctx: typer.Context, catalog, manifest: str, preference, *, outp
              f"results in {results_path}")
     if counts["failed"] or counts["invalid"]:
         raise typer.Exit(1)
+
+
+def _job_event(events, record: dict) -> None:
+    """``job_done`` (ok, skipped) or ``job_failed`` (failed, invalid) with the job's results record."""
+    failed = record["status"] in ("failed", "invalid")
+    events.emit("job_failed" if failed else "job_done", id=record["id"], status=record["status"],
+                output=record.get("path"), seconds=record.get("seconds"),
+                **({"error": record.get("error")} if failed else {}), record=record)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from wangp_cli.cli._options import DataFormat, Dtype, FormatOption, Target, TargetOption
+from wangp_cli.cli._options import Dtype, ProgressFormat, Target, TargetOption
 from wangp_cli.cli._output import emit, emit_json, fail, handle_errors, log, open_catalog, settings, warn
+from wangp_cli.cli._progress import ProgressFormatOption, event_session
 from wangp_cli.core.errors import UsageError, WangpError
 
 
@@ -32,7 +33,7 @@ def quantize_command(
                                                "the second transformer (the first URLs2 entry) and append to URLs2, "
                                                "as WanGP 12 does.")] = True,
     target: TargetOption = Target.v12,
-    format: FormatOption = DataFormat.text,
+    format: ProgressFormatOption = ProgressFormat.text,
 ) -> None:
     """Make a quanto int8 file the way WanGP's --save-quantized does, streaming one tensor at a time.
 
@@ -43,8 +44,15 @@ def quantize_command(
     to ckpts/ and only its file name is appended; URLs2 gets the same (--no-transformer2 leaves it); the Wan
     family only for now.
     Without an id each definition is done or refused on its own; the exit code is 1 if any was refused.
+    --format jsonl streams each job's stages (read, quantize, write) and tensors n/N as JSON lines
+    (docs/events.md).
     Examples: wangp quantize t2v_myft --dtype bf16; wangp quantize --dtype fp16 --dry-run
     """
+    with event_session(ctx, "quantize", format) as events:
+        _quantize(ctx, model_id, dtype, input, output, force, dry_run, transformer2, target, format, events)
+
+
+def _quantize(ctx, model_id, dtype, input, output, force, dry_run, transformer2, target, format, events) -> None:
     if dtype is None:
         raise UsageError("--dtype bf16 or --dtype fp16 is required", hint="WanGP needs one file per dtype")
     if input and model_id:
@@ -52,7 +60,7 @@ def quantize_command(
     if output and not input:
         raise UsageError("conflicting options: --output needs --input",
                          hint="a definition's output is named by WanGP's rule, next to its 16-bit file")
-    hooks = _hooks(ctx, format)
+    hooks = _hooks(ctx, format) if events is None else _event_hooks(events)
     if input:
         from wangp_cli.quantize import plan_path, quantize_path
 
@@ -61,7 +69,7 @@ def quantize_command(
             with hooks["progress_for"](job) as progress:
                 quantize_path(job, dtype.value, force=force, progress=progress,
                               on_start=lambda: hooks["on_start"](job), on_wait=lambda: hooks["on_wait"](job))
-        _report(format, [job], dry_run=dry_run)
+        _report(format, [job], dry_run=dry_run, events=events)
         return
     from wangp_cli.quantize import batch_jobs, plan_jobs, run_jobs
 
@@ -74,17 +82,17 @@ def quantize_command(
         jobs = batch_jobs(catalog, dtype.value, force=force, second=transformer2)
     if not dry_run:
         run_jobs(catalog, jobs, dtype.value, force=force, keep_going=not model_id, **hooks)
-    _report(format, jobs, dry_run=dry_run)
+    _report(format, jobs, dry_run=dry_run, events=events)
     if any(job.status == "refused" for job in jobs):
         raise typer.Exit(1)
 
 
-def _hooks(ctx: typer.Context, format: DataFormat) -> dict:
+def _hooks(ctx: typer.Context, format: ProgressFormat) -> dict:
     """What the user sees while a job runs: the 'quantizing' line once the checks passed, a wait notice, a bar."""
     import sys
 
     def progress_for(job):
-        if format is not DataFormat.text or settings(ctx).quiet > 0 or not sys.stderr.isatty():
+        if format is not ProgressFormat.text or settings(ctx).quiet > 0 or not sys.stderr.isatty():
             return contextlib.nullcontext()
         from wangp_cli.cli._progress import TensorProgress
 
@@ -102,9 +110,55 @@ SUMMARY = {"created": "created", "exists": "already there", "pending": "to do", 
            "refused": "refused"}
 
 
-def _report(format: DataFormat, jobs: list, dry_run: bool = False) -> None:
-    if format is DataFormat.json:
-        emit_json({"schema": "wangp.quantize/1", "dry_run": dry_run, "jobs": [job.to_dict() for job in jobs]})
+def _event_hooks(events) -> dict:
+    """--format jsonl: job_start, the stages and tensors of each job (JsonlTensors), then job_done or job_failed;
+    the wait notice stays on stderr."""
+    import time
+
+    from wangp_cli.cli._progress import JsonlTensors
+    from wangp_cli.core.events import error_fields
+
+    trackers: dict[int, JsonlTensors] = {}
+
+    @contextlib.contextmanager
+    def progress_for(job):
+        name = job.id or job.source
+        events.emit("job_start", id=name, source=job.source, output=job.output)
+        started = time.perf_counter()
+        tracker = trackers[id(job)] = JsonlTensors(events, name)
+        try:
+            yield tracker
+        except Exception as exc:  # not Ctrl-C or a closed stream: they end the run (its error event says so)
+            tracker.close()
+            failure = error_fields(exc)
+            status = "refused" if isinstance(exc, (WangpError, OSError)) else "failed"  # as run_jobs marks it
+            events.emit("job_failed", id=name, status=status, output=job.output,
+                        seconds=round(time.perf_counter() - started, 4), error=failure["message"],
+                        code=failure["code"])
+            raise
+        else:
+            tracker.close()
+            events.emit("job_done", id=name, status=job.status, output=job.output,
+                        seconds=round(time.perf_counter() - started, 4), record=job.to_dict())
+        finally:
+            trackers.pop(id(job), None)
+
+    def on_start(job):
+        tracker = trackers.get(id(job))
+        if tracker is not None:
+            tracker.started()
+
+    return {"progress_for": progress_for, "on_start": on_start,
+            "on_wait": lambda job: log(None, f"waiting: another wangp is making {job.output}")}
+
+
+def _report(format: ProgressFormat, jobs: list, dry_run: bool = False, events=None) -> None:
+    if format is not ProgressFormat.text:
+        document = {"schema": "wangp.quantize/1", "dry_run": dry_run, "jobs": [job.to_dict() for job in jobs]}
+        if events is not None:
+            events.result(document)
+        else:
+            emit_json(document)
         return
     for job in jobs:
         name = (job.id or job.source) + (f" ({job.prop})" if job.prop != "URLs" else "")

@@ -275,7 +275,7 @@ def check_disk_space(plan: Plan, home) -> None:
                          what=f"{len(plan.missing)} download(s)")
 
 
-def _obtain(plan: Plan, home, item: FilePlan, progress, connections: int | None, cancel) -> dict:
+def _obtain(plan: Plan, home, item: FilePlan, progress, connections: int | None, cancel, on_file=None) -> dict:
     """Fetch one missing file, or link/copy it from where --link-from found it."""
     target = _target(home, item)
     if item.reuse is not None:
@@ -296,14 +296,19 @@ def _obtain(plan: Plan, home, item: FilePlan, progress, connections: int | None,
     item.present, item.verified, item.partial = True, bool(item.sha256) or None, 0
     if item.sha256:
         remember(target, item.sha256)  # verified on its way here: the next run need not hash it
-    return {"dest": item.dest, "status": status, "size": target.stat().st_size, "verified": item.verified,
-            **extra}
+    result = {"dest": item.dest, "status": status, "size": target.stat().st_size, "verified": item.verified,
+              **extra}
+    if on_file:
+        on_file(result)
+    return result
 
 
-def download(plan: Plan, home, *, progress=None, jobs: int = 1, connections: int | None = None) -> list[dict]:
+def download(plan: Plan, home, *, progress=None, jobs: int = 1, connections: int | None = None,
+             on_file=None) -> list[dict]:
     """Fetch every missing file of a resolved plan (``jobs`` files at a time, ``connections`` per file: None
     chooses by size); local paths are checked, never copied. A failure stops the other transfers at their next
-    chunk, their partial files kept for the next run."""
+    chunk, their partial files kept for the next run. ``on_file(result)``: each file fetched or reused, once it
+    is in place (from the transfer threads), with its record of the returned list."""
     bad_local = [f for f in plan.missing if f.local]
     if bad_local:
         raise WangpError("local files are missing or do not match their sha256: "
@@ -321,16 +326,17 @@ def download(plan: Plan, home, *, progress=None, jobs: int = 1, connections: int
     cancel = threading.Event()
     if jobs <= 1 or len(todo) <= 1:
         for item in todo:  # in this thread: Ctrl-C reaches the transfer directly
-            results[item.dest] = _obtain(plan, home, item, progress, connections, cancel)
+            results[item.dest] = _obtain(plan, home, item, progress, connections, cancel, on_file)
     else:
-        _obtain_all(plan, home, todo, results, progress, connections, cancel, jobs)
+        _obtain_all(plan, home, todo, results, progress, connections, cancel, jobs, on_file)
     return [results[f.dest] for f in plan.files]
 
 
-def _obtain_all(plan: Plan, home, todo: list[FilePlan], results: dict, progress, connections, cancel, jobs) -> None:
+def _obtain_all(plan: Plan, home, todo: list[FilePlan], results: dict, progress, connections, cancel, jobs,
+                on_file=None) -> None:
     """``jobs`` files at a time; the first failure (or Ctrl-C) cancels the rest at their next chunk."""
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wangp-download")
-    futures = {pool.submit(_obtain, plan, home, item, progress, connections, cancel): item for item in todo}
+    futures = {pool.submit(_obtain, plan, home, item, progress, connections, cancel, on_file): item for item in todo}
     try:
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]

@@ -552,9 +552,11 @@ def _peak_memory(device: str, lowest_free: int | None) -> dict:
     return peak
 
 
-def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
+def run(pipe, request, *, device: str, profile: str, on_step=None, on_stage=None) -> RunResult:
     """Call the pipeline; time encode (to the first transformer call), denoise (to the last step, and each step),
-    decode; on CUDA every mark waits for the GPU (``synchronize``) so that the times are the GPU's."""
+    decode; on CUDA every mark waits for the GPU (``synchronize``) so that the times are the GPU's.
+    ``on_step(n, total)`` after each step; ``on_stage(name)`` as encode, denoise and decode begin (decode: after
+    step ``request.steps``)."""
     import torch
 
     cuda = device == "cuda"
@@ -571,6 +573,8 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
         marks["calls"] += 1
         if "denoise_start" not in marks:
             marks["denoise_start"] = marks["step_start"] = now()
+            if on_stage:
+                on_stage("denoise")
 
     handles = [model.register_forward_pre_hook(first_forward) for model in transformers(pipe)]
 
@@ -582,6 +586,8 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
             lowest_free.append(torch.cuda.mem_get_info()[0])
         if on_step:
             on_step(step + 1, request.steps)
+        if on_stage and step + 1 == request.steps:
+            on_stage("decode")
         return callback_kwargs
 
     generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -590,6 +596,8 @@ def run(pipe, request, *, device: str, profile: str, on_step=None) -> RunResult:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         lowest_free.append(torch.cuda.mem_get_info()[0])
+    if on_stage:
+        on_stage("encode")
     start = now()
     try:
         with torch.inference_mode():

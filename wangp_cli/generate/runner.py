@@ -20,7 +20,11 @@ from wangp_cli.generate.request import GenerateRequest
 
 
 class Reporter:
-    """What a front end hears; the default is silent. Override what you need."""
+    """What a front end hears; the default is silent. Override what you need (``stage_start`` is optional: a
+    reporter without it hears only the stage ends)."""
+
+    def stage_start(self, name: str) -> None:
+        """A stage begins: download, load, encode, denoise, decode, save (the keys of the record's timings)."""
 
     def stage(self, name: str, seconds: float) -> None:
         """A stage finished."""
@@ -501,6 +505,11 @@ class Generator:
                 empty_host_cache()  # pinned copies of group offloading outlive the model otherwise
         _trim_heap()
 
+    def _stage_start(self, name: str) -> None:
+        begin = getattr(self.reporter, "stage_start", None)  # front ends may predate it
+        if begin is not None:
+            begin(name)
+
     def render(self, request: GenerateRequest) -> Rendering:
         """Fetch what is missing, load (or reuse) the pipeline, run it: the frames, not yet saved."""
         from wangp_cli.generate import accel, cache, engine
@@ -509,10 +518,12 @@ class Generator:
         started = time.perf_counter()
         request.draw_seed()
         files = model_files(self.catalog, request)
+        self._stage_start("download")
         mark = time.perf_counter()
         fetch_missing(self.catalog, request, files)
         timings["download"] = time.perf_counter() - mark
         self.reporter.stage("download", timings["download"])
+        self._stage_start("load")
         mark = time.perf_counter()
         reused = self._request_key(request, files) == self._key
         pipe = self._pipeline(request, files)
@@ -530,7 +541,8 @@ class Generator:
         attention = accel.set_attention(pipe, request.family, request.attention, device)  # a reused pipeline too
         step_cache = cache.apply_step_cache(pipe, request)
         try:
-            result = engine.run(pipe, request, device=device, profile=profile, on_step=on_step)
+            result = engine.run(pipe, request, device=device, profile=profile, on_step=on_step,
+                                on_stage=self._stage_start)
         finally:
             cache.remove_step_cache(pipe)  # the next request of this pipeline brings its own
         for name in ("encode", "denoise", "decode"):
@@ -550,6 +562,7 @@ class Generator:
 
         rendering = self.render(request)
         files, timings, result = rendering.files, rendering.timings, rendering.result
+        self._stage_start("save")
         mark = time.perf_counter()
         path = output_path(self.catalog, request, datetime.now())
         metadata = wangp_metadata(self.catalog, request, files.model_filename(self.catalog.target),

@@ -287,7 +287,8 @@ def quantize_file(source, output, dtype: str, *, config: dict | None = None, pro
 
     Everything that can be checked first is: the source header, the output folder (writable), its free space
     (the output size follows from the header). ``on_start()`` runs once those passed, before the first byte.
-    The output gets the umask's mode (0644 under 022).
+    ``progress(name)`` hears of each tensor written; a ``progress`` with an ``expect`` method gets their number
+    first (``progress.expect(n)``). The output gets the umask's mode (0644 under 022).
     """
     import torch
 
@@ -304,6 +305,8 @@ def quantize_file(source, output, dtype: str, *, config: dict | None = None, pro
         plan = plan_output(reader.entries, reader.metadata, dtype, config, source, family)
         folder = check_folder_writable(output.parent, what="folder for the quantized file")
         check_free_space(folder, output_size(plan), what=f"'{output.name}'")
+        if hasattr(progress, "expect"):
+            progress.expect(min(len(plan.sources), len(plan.entries)))  # one progress() call per pair below
         if on_start:
             on_start()
         temp = None
