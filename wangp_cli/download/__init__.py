@@ -87,8 +87,11 @@ def _hub_remote(item: FilePlan, token, notices: list[str]) -> Remote:
     headers = build_hf_headers(token=token)
     headers["Accept-Encoding"] = "identity"
     # The resolve URL, not meta.location: each GET follows the (signed, expiring) redirect itself and drops
-    # the token when it leaves the Hub's host.
-    return Remote(url, headers, meta.size, sha256, etag or meta.commit_hash or f"size={meta.size}", source=url)
+    # the token when it leaves the Hub's host. Pinned to the commit the metadata came from: every range of a file
+    # comes from that one commit even if the branch moves during the download (a partial file's identity stays
+    # the branch URL and the etag, so a resume after a new commit is still checked by its etag).
+    pinned = hf_hub_url(hub.repo_id, hub.path, revision=meta.commit_hash) if meta.commit_hash else url
+    return Remote(pinned, headers, meta.size, sha256, etag or meta.commit_hash or f"size={meta.size}", source=url)
 
 
 def _http_remote(item: FilePlan) -> Remote:

@@ -470,7 +470,10 @@ def _stream(job: _Job, offset: int, hasher, response=None):
                     job.progress.advance(len(block), job.what)
                 if job.cancelled():
                     raise job.cancelled_error()
-                block = response.read(CHUNK)
+                # read1: what has arrived (at most CHUNK), without waiting for a whole CHUNK; bench/download_speed.py
+                # plain olah, 268 MB, 2x2 alternating runs: 0.94 and 0.98 of hf download's speed, against 0.93
+                # and 0.89 with read(CHUNK)
+                block = response.read1(CHUNK)
     if remote.size is not None and offset < remote.size:
         raise OSError(f"connection closed after {offset} of {remote.size} bytes")
     return offset, hasher
