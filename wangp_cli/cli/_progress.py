@@ -28,8 +28,6 @@ class RichProgress:
     """A bar per file being fetched and one for the total; safe to call from several transfer threads."""
 
     def __init__(self, total_bytes: int):
-        import threading
-
         from rich.console import Console
         from rich.progress import (
             BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
