@@ -7,6 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from tests.download.test_download import definition, make_home, run
 from tests.servers import safetensors_bytes
@@ -121,3 +126,35 @@ def test_a_link_from_folder_that_does_not_exist_is_an_error_before_any_request(t
     assert not http_server.requests
     assert not (home / "ckpts/shared_model_bf16.safetensors").exists()
 
+
+
+def test_ctrl_c_with_several_jobs_keeps_every_partial_file_and_the_rerun_resumes(tmp_path, hub_env, http_server):
+    files = {f"/int/piece{i}.safetensors": safetensors_bytes(2 << 20, seed=70 + i) for i in range(3)}
+    urls = _serve(http_server, files)
+    http_server.throttle_bytes_per_second = 1 << 20  # ~2 s per file: Ctrl-C lands while all three are running
+    home = make_home(tmp_path, {"int": definition(urls[:1], preload_URLs=urls[1:])})
+    env = {**hub_env.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-m", "wangp_cli", "--home", str(home), "download", "int",
+                                "--no-components", "--jobs", "3", "--connections", "1"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpts = home / "ckpts"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (len(list(ckpts.glob(".*.wangp-part"))) == 3 and all(
+            p.stat().st_size >= 256 << 10 for p in ckpts.glob(".*.wangp-part"))):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in stderr and "interrupted" in stderr
+    parts = {p.name: p.stat().st_size for p in ckpts.glob(".*.wangp-part")}
+    assert len(parts) == 3 and all(0 < size < 2 << 20 for size in parts.values())  # kept, to resume
+    assert not [p for p in ckpts.iterdir() if not p.name.startswith(".")]  # nothing at a final name
+
+    http_server.throttle_bytes_per_second = None
+    http_server.clear_requests()
+    run(home, hub_env.env, "download", "int", "--no-components", "--jobs", "3", check=0)
+    for path, data in files.items():
+        name = path.rsplit("/", 1)[1]
+        assert (ckpts / name).read_bytes() == data
+        kept = parts[f".{name}.wangp-part"]
+        asked = [r.range for r in http_server.requests if r.method == "GET" and r.path == path]
+        assert asked == [f"bytes={kept}-"]  # the rest only
