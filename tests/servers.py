@@ -461,6 +461,10 @@ class HubServer:
         return most
 
     def clear_requests(self) -> None:
+        """Empty the log, once every logged request has its response (up to ``settle_timeout``): a response the
+        server logs after its client already has the last byte would otherwise land in the new log, an end
+        without a start (max_concurrent then counts one too few)."""
+        self.responses  # noqa: B018 - waits for the log to settle
         with open(self.request_log_path, "w"):
             pass
 

@@ -347,3 +347,21 @@ def test_gc_keeps_wangps_own_shared_files_and_keep_patterns(shared_home):
 
     bad = wangp(home, "gc", "--keep", "../outside/*", check=None)
     assert bad.returncode != 0 and "--keep" in bad.stderr
+
+
+def test_a_link_from_copy_left_by_a_killed_run_is_a_temporary(shared_home):
+    """``.<name>.wangp-link`` (a --link-from copy or reflink being written): never listed as a file; gc removes it
+    once nobody holds its target's lock, and counts its bytes as freed; one being written is left alone."""
+    home = shared_home
+    put(home, "ckpts/.b_bf16.safetensors.wangp-link", random_bytes(3000, seed=12))
+    put(home, "ckpts/.c_bf16.safetensors.wangp-link", random_bytes(2000, seed=13))
+    lock = put(home, "ckpts/.c_bf16.safetensors.wangp-lock", b"")
+    assert not [f for f in files_json(home)["files"] if "wangp-link" in f["on_disk"]]
+    with open(lock, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # a copy of c is being written now
+        document = json.loads(wangp(home, "gc", "--delete", "--format", "json").stdout)
+    removed = {entry["path"] for entry in document["remove"]}
+    assert "ckpts/.b_bf16.safetensors.wangp-link" in removed and "ckpts/.c_bf16.safetensors.wangp-link" not in removed
+    assert document["summary"]["freed_bytes"] >= 3000
+    assert not (home / "ckpts/.b_bf16.safetensors.wangp-link").exists()
+    assert (home / "ckpts/.c_bf16.safetensors.wangp-link").exists()

@@ -421,16 +421,12 @@ def render(results: Results, results_path: Path, out_dir: Path) -> str:
 
 
 def check_output(output: Path, results_path: Path, force: bool) -> None:
-    """The page never replaces the results file, and an existing file only with ``--force``."""
+    """The page never replaces the results file, and an existing file only with ``--force`` (a folder, a long
+    name, a read-only folder: refused, as for every -o)."""
     if output.exists() and results_path.exists() and os.path.samefile(output, results_path):
         raise OutputError(f"-o '{output}' is the results file", code="exists", hint="name an .html file")
-    if output.is_dir():
-        raise OutputError(f"-o '{output}' is a folder", code="is-directory",
-                          hint=f"name the page's file, e.g. -o {output / 'gallery.html'}")
-    check_output_file(output, force=True, kind="gallery")  # a folder, a long name, a read-only folder: refused
-    if os.path.lexists(output) and not force:
-        raise OutputError(f"-o '{output}' already exists", code="exists",
-                          hint="pass --force to replace it, or choose another name")
+    check_output_file(output, force=force, kind="gallery",
+                      exists_hint="pass --force to replace it, or choose another name")
 
 
 def write_gallery(results_path: str | os.PathLike, output: str | os.PathLike | None = None, *, force: bool = False,

@@ -155,6 +155,20 @@ def missing_extra(exc: BaseException) -> WangpError | None:
                            "(pip install wangp) covers validate, list, show, export-settings and download")
 
 
+def error_for(exc: BaseException) -> WangpError | None:
+    """What a command's failure is reported as (message, code, hint, exit code), for stderr and for the
+    ``--format jsonl`` error event alike; None for what is not an Exception (Ctrl-C is reported apart)."""
+    from wangp_cli.core.outputs import os_error
+
+    if isinstance(exc, WangpError) or not isinstance(exc, Exception):
+        return exc if isinstance(exc, WangpError) else None
+    if isinstance(exc, OSError):  # a file system refusal that no check foresaw: still one clean line
+        return os_error(exc, "cannot access" if exc.filename else "system error")
+    return missing_extra(exc) or WangpError(f"internal error: {type(exc).__name__}: {exc}",
+                                            hint="rerun with WANGP_DEBUG=1 for the traceback, and report it",
+                                            exit_code=EXIT_INTERNAL)
+
+
 def handle_errors(command):
     """Exit codes in one place: WangpError -> its code, OSError -> 1 with one line, Ctrl-C -> 130 with one
     line, a package of the generate extra not installed -> 1 saying which extra to install, anything else -> 70
@@ -162,8 +176,6 @@ def handle_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from wangp_cli.core.outputs import os_error
-
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
@@ -181,20 +193,11 @@ def handle_errors(command):
         except WangpError as exc:
             fail(exc)
             raise typer.Exit(exc.exit_code) from None
-        except OSError as exc:  # a file system refusal that no check foresaw: still one clean line
+        except Exception as exc:  # noqa: BLE001 - the one place that maps unexpected errors (error_for)
             if os.environ.get("WANGP_DEBUG"):
                 raise
-            fail(os_error(exc, "cannot access" if exc.filename else "system error"))
-            raise typer.Exit(EXIT_FINDINGS) from None
-        except Exception as exc:  # noqa: BLE001 - the one place that maps unexpected errors
-            if os.environ.get("WANGP_DEBUG"):
-                raise
-            missing = missing_extra(exc)
-            if missing is not None:  # a light install asked to generate, quantize, ...
-                fail(missing)
-                raise typer.Exit(missing.exit_code) from None
-            fail(WangpError(f"internal error: {type(exc).__name__}: {exc}",
-                            hint="rerun with WANGP_DEBUG=1 for the traceback, and report it"))
-            raise typer.Exit(EXIT_INTERNAL) from None
+            error = error_for(exc)
+            fail(error)
+            raise typer.Exit(error.exit_code) from None
 
     return wrapper

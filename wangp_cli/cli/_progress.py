@@ -124,7 +124,7 @@ def event_session(ctx: typer.Context, command: str, format: ProgressFormat):
     events = EventWriter(command)
     with events.session(given_args(ctx), passthrough=(typer.Exit, typer.Abort),
                         interrupt_hint=_output.INTERRUPT_HINTS.get(command, "rerun the same command"),
-                        translate=getattr(_output, "missing_extra", None)):  # as handle_errors reports it
+                        translate=_output.error_for):  # as handle_errors reports it
         yield events
 
 

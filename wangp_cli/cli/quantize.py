@@ -115,6 +115,7 @@ def _event_hooks(events) -> dict:
     the wait notice stays on stderr."""
     import time
 
+    from wangp_cli.cli._output import error_for
     from wangp_cli.cli._progress import JsonlTensors
     from wangp_cli.core.events import error_fields
 
@@ -130,7 +131,7 @@ def _event_hooks(events) -> dict:
             yield tracker
         except Exception as exc:  # not Ctrl-C or a closed stream: they end the run (its error event says so)
             tracker.close()
-            failure = error_fields(exc)
+            failure = error_fields(error_for(exc))
             status = "refused" if isinstance(exc, (WangpError, OSError)) else "failed"  # as run_jobs marks it
             events.emit("job_failed", id=name, status=status, output=job.output,
                         seconds=round(time.perf_counter() - started, 4), error=failure["message"],

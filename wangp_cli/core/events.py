@@ -28,19 +28,14 @@ EVENT_TYPES = ("start", "plan", "stage_start", "stage_end", "step", "tensor", "b
 #: At most one ``bytes`` (``tensor``) event per file (job) every this many seconds, plus the last one.
 MIN_INTERVAL = 0.1
 
-#: Where an exit code is not in the exception: as handle_errors (wangp_cli/cli/_output.py) exits.
-_EXIT_INTERRUPTED, _EXIT_INTERNAL = 130, 70
+_EXIT_INTERRUPTED, _EXIT_INTERNAL = 130, 70  # as the CLI exits (wangp_cli/cli/_output.py)
 
 
 def error_fields(exc: BaseException, interrupt_hint: str = "") -> dict:
-    """The ``error`` event's fields for an exception, as ``handle_errors`` reports it on stderr: code, message,
-    hint, and the exit code the process ends with."""
+    """The ``error`` event's fields: code, message, hint, and the exit code the process ends with. The CLI
+    hands over the WangpError it reports on stderr (``_output.error_for``); anything else is an internal error."""
     if isinstance(exc, KeyboardInterrupt):
         return {"code": "interrupted", "message": "interrupted", "hint": interrupt_hint, "exit": _EXIT_INTERRUPTED}
-    if isinstance(exc, OSError) and not isinstance(exc, WangpError):
-        from wangp_cli.core.outputs import os_error
-
-        exc = os_error(exc, "cannot access" if exc.filename else "system error")
     if isinstance(exc, WangpError):
         return {"code": exc.code, "message": exc.message, "hint": exc.hint, "exit": exc.exit_code}
     return {"code": "internal", "message": f"internal error: {type(exc).__name__}: {exc}",

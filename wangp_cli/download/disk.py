@@ -21,6 +21,8 @@ from wangp_cli.core.home import Home
 from wangp_cli.core.locks import LOCK_SUFFIX, is_current
 from wangp_cli.core.variants import LORA_ROOT, Preference
 from wangp_cli.download.plan import build_plan
+from wangp_cli.download.ranges import pieces_from_json
+from wangp_cli.download.reuse import LINK_SUFFIX
 from wangp_cli.download.transfer import META_SUFFIX, PART_SUFFIX
 from wangp_cli.download.wangp_files import is_wangp_own, matches
 
@@ -31,7 +33,7 @@ _HEADER_LIMIT = 100 * 1024 * 1024  # safetensors refuses larger headers too
 #: Our own temporary names beside a target: (suffix, kind). Part files are listed (under their target's name);
 #: the others are never listed as files, only removed by gc when stale.
 _TEMPORARIES = ((META_SUFFIX + ".tmp", "meta-tmp"), (META_SUFFIX, "meta"), (PART_SUFFIX, "part"),
-                (LOCK_SUFFIX, "lock"))
+                (LINK_SUFFIX, "link-tmp"), (LOCK_SUFFIX, "lock"))
 
 
 # ---------------------------------------------------------------------------------------------- references ---
@@ -267,19 +269,16 @@ def lock_held(lock: Path) -> bool:
 
 def _part_progress(meta: Path, length: int) -> tuple[int, int | None]:
     """(bytes fetched, full size) of a partial file of ``length`` bytes, from its metadata: a part written by
-    ranges records its pieces (``[start, end, done]``: the file has its full length, holes included), one
-    written in order is all fetched bytes."""
+    ranges records its pieces (the file has its full length, holes included: what the transfer would keep, as
+    download.ranges reads them), one written in order is all fetched bytes."""
     try:
         recorded = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return length, None
     recorded = recorded if isinstance(recorded, dict) else {}
     size = recorded.get("size") if isinstance(recorded.get("size"), int) else None
-    try:
-        done = sum(int(row[2]) for row in recorded["pieces"])
-    except (KeyError, TypeError, ValueError, IndexError):
-        return length, size
-    return min(max(done, 0), length), size
+    pieces = pieces_from_json(size, recorded["pieces"]) if size is not None and "pieces" in recorded else None
+    return (min(pieces.done, length) if pieces else length), size
 
 
 def _inside(home_root: Path, path: Path) -> bool:
@@ -291,12 +290,12 @@ def _inside(home_root: Path, path: Path) -> bool:
 
 @dataclass
 class Leftover:
-    """One of our temporaries: a metadata file or a lock (never listed as a file)."""
+    """One of our temporaries: a metadata file, a lock, a --link-from copy in progress (never listed as a file)."""
 
     on_disk: str
-    kind: str  # meta or lock
+    kind: str  # meta, lock or link-tmp
     size: int
-    stale: bool  # meta: no part file beside it; lock: nobody holds it
+    stale: bool  # meta: no part file beside it; lock, link-tmp: nobody holds the lock
 
 
 @dataclass
@@ -370,8 +369,8 @@ def _add_entry(found: Inventory, root: Path, path: Path, relative: str, name: st
         elif kind == "meta":
             found.leftovers.append(Leftover(relative, kind, info.st_size,
                                             not path.with_name(f".{target}{PART_SUFFIX}").exists()))
-        elif kind == "meta-tmp":  # metadata being written (or left by a run killed while writing it)
-            found.leftovers.append(Leftover(relative, "meta", info.st_size,
+        elif kind in ("meta-tmp", "link-tmp"):  # being written under the target's lock, or left by a killed run
+            found.leftovers.append(Leftover(relative, "meta" if kind == "meta-tmp" else kind, info.st_size,
                                             not lock_held(path.with_name(f".{target}{LOCK_SUFFIX}"))))
         else:
             found.leftovers.append(Leftover(relative, kind, info.st_size, not lock_held(path)))
@@ -458,6 +457,7 @@ REASONS = {
     "part": "an interrupted download",
     "meta": "metadata of a partial download that is gone",
     "lock": "a lock nobody holds",
+    "link-tmp": "a copy or reflink (--link-from) left by an interrupted run",
     "link": "a symbolic link (its target is left alone)",
 }
 
@@ -501,8 +501,9 @@ def plan_rm(found: Inventory, ids: list[str]) -> Removal:
             removal.kept.append((item.on_disk, "a download of it is running"))
         elif item.state != "special":
             _take(removal, item, REASONS["only"].format(ids=", ".join(sorted(mine))))
-    _add_leftovers(removal, found, {p for p, _, _ in removal.remove})
+    leftover_bytes = _add_leftovers(removal, found, {p for p, _, _ in removal.remove})
     removal.freed, removal.linked = _freed(removal._entries)
+    removal.freed += leftover_bytes
     return removal
 
 
@@ -522,14 +523,16 @@ def plan_gc(found: Inventory, *, loras: bool = False) -> tuple[Removal, list[Dis
                 spared.append(item)
             else:
                 _take(removal, item, REASONS["unused"])
-    _add_leftovers(removal, found, {p for p, _, _ in removal.remove}, every_stale=True)
+    leftover_bytes = _add_leftovers(removal, found, {p for p, _, _ in removal.remove}, every_stale=True)
     removal.freed, removal.linked = _freed(removal._entries)
+    removal.freed += leftover_bytes
     return removal, spared
 
 
-def _add_leftovers(removal: Removal, found: Inventory, removed: set[str], every_stale: bool = False) -> None:
-    """The metadata and locks that go with removed part files (and, for gc, every stale one)."""
-    gone_targets = set()
+def _add_leftovers(removal: Removal, found: Inventory, removed: set[str], every_stale: bool = False) -> int:
+    """The metadata, locks and link temporaries that go with removed part files (and, for gc, every stale one);
+    returns their bytes (freed: nothing else names them)."""
+    gone_targets, added = set(), 0
     for on_disk in removed:
         folder, _, name = on_disk.rpartition("/")
         kind = temporary_kind(name)
@@ -540,6 +543,8 @@ def _add_leftovers(removal: Removal, found: Inventory, removed: set[str], every_
         belongs = target in gone_targets and (leftover.kind == "meta" or leftover.stale)
         if belongs or (every_stale and leftover.stale):
             removal.remove.append((leftover.on_disk, leftover.size, REASONS[leftover.kind]))
+            added += leftover.size
+    return added
 
 
 def execute(home: Home, removal: Removal) -> Removal:
